@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Every check of the course, in one go. `make test` runs it after setting up .venv.
+# conftest.py points HOME and the Jupyter, IPython and matplotlib dirs at a temp folder.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=.venv/bin
+export PYTHONDONTWRITEBYTECODE=1
+
+echo "== ruff on lib/ and tests/"
+"$bin/ruff" check --no-cache lib tests
+
+echo "== unit and grading tests"
+"$bin/python" -m pytest tests -q
+
+echo "== lecture notebooks re-executed and compared with nbval"
+"$bin/python" -m pytest -q --nbval --nbval-current-env \
+    --nbval-sanitize-with tests/nbval_sanitize.cfg course
