@@ -14,7 +14,7 @@ def check_shape(name, array, expected, symbols=None):
     """
     shape = tuple(np.shape(array))
     ok = len(shape) == len(expected) and all(
-        want is None or got == want for got, want in zip(shape, expected)
+        want is None or got == want for got, want in zip(shape, expected, strict=True)
     )
     if not ok:
         wanted = tuple("any" if want is None else want for want in expected)
