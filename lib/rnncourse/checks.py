@@ -17,8 +17,14 @@ def check_shape(name, array, expected, symbols=None):
         want is None or got == want for got, want in zip(shape, expected, strict=True)
     )
     if not ok:
-        wanted = tuple("any" if want is None else want for want in expected)
+        wanted = _tuple_text("any" if want is None else want for want in expected)
         if symbols is not None:
-            wanted = f"({', '.join(symbols)}) = {wanted}"
+            wanted = f"{_tuple_text(symbols)} = {wanted}"
         raise ValueError(f"{name} has shape {shape}, expected {wanted}")
     return array
+
+
+def _tuple_text(items):
+    """Write items as Python writes a tuple, without quotes: (N, H), (H,), (any, 3)."""
+    items = [str(item) for item in items]
+    return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
