@@ -87,3 +87,29 @@ def test_bad_arguments_raise():
         ngram.NGram(1).fit(TRAIN).prob(["a"], "b", alpha=1.0)
     with pytest.raises(ValueError, match="empty"):
         ngram.evaluate(ngram.NGram(1).fit(TRAIN), [])
+
+
+def test_window_table_and_explorer_follow_the_slider():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from rnncourse import ngram_widget as nw
+
+    table = nw.WindowTable(TRAIN, [["c", "a", "b"]], k_values=[1, 2])
+    assert table.scores[2]["coverage"] == 0.5  # the hand count above
+    assert table.predict("b a", 1) == (("a",), [(END, 1 / 3, 1), ("b", 1 / 3, 1), ("c", 1 / 3, 1)])
+    box = nw.explorer(table, ["b a", "c a"], k=1)
+    slider, prompt, report = box.children
+    assert "window k = 1" in report.value and "100%" in report.value
+    slider.value = 2
+    assert "window k = 2" in report.value and "50%" in report.value
+    prompt.value = "c a"
+    assert "never occurred" in report.value
+    with pytest.raises(ValueError, match="k must be one of"):
+        table.predict("a", 3)
+    rows = nw.prediction_rows(table, ["c a"])
+    assert rows == [("c a", 1, "a", "</s> (0.33)"), ("c a", 2, "c a", "(unseen window)")]
+    fig = nw.plot_window_tradeoff(table)
+    for ax in fig.axes:
+        assert ax.get_title() and ax.get_xlabel() and ax.get_ylabel()
+
