@@ -1,0 +1,75 @@
+"""The measurement of lecture 04: accuracy against the distance to remember.
+
+One model is trained from scratch for every (kind, distance, seed) on the library's
+subject-verb agreement toy (tasks.agreement_batch), with the same budget for the RNN
+and the LSTM, and scored on a fixed held-out batch. Everything is seeded: the model's
+initial weights by torch.manual_seed(seed), the training batches by
+np.random.default_rng(seed), the test batch by its own fixed seed.
+"""
+
+import numpy as np
+import torch
+
+from .lstm import set_forget_bias
+from .seqmodels import TokenModel, train
+from .tasks import AGREE_VOCAB, agreement_batch
+
+# The budget every model gets in lecture 04, whatever its kind and distance.
+BUDGET = {"H": 32, "steps": 300, "batch": 64, "lr": 1e-2, "clip": 1.0}
+TEST_SIZE, TEST_SEED = 1000, 12345
+
+
+def make_agreement_model(kind, seed, H=BUDGET["H"], forget_bias=None):
+    """A TokenModel for the agreement task with seeded initial weights.
+
+    kind: "rnn" or "lstm"; forget_bias: None keeps PyTorch's initialisation,
+    a number sets the LSTM's forget-gate bias (lstm.set_forget_bias)
+    """
+    torch.manual_seed(seed)
+    model = TokenModel(kind, AGREE_VOCAB, H, 2, every_step=False)
+    if forget_bias is not None:
+        if kind != "lstm":
+            raise ValueError(f"forget_bias needs kind 'lstm', got {kind!r}")
+        set_forget_bias(model.cell, forget_bias)
+    return model
+
+
+def agreement_batches(distance, batch, seed):
+    """batch_fn for seqmodels.train: fresh seeded agreement batches as tensors."""
+    rng = np.random.default_rng(seed)
+
+    def batch_fn(_step):
+        x, y = agreement_batch(batch, distance, rng)
+        return torch.from_numpy(x), torch.from_numpy(y)
+
+    return batch_fn
+
+
+def agreement_accuracy(model, distance, n=TEST_SIZE, seed=TEST_SEED):
+    """Fraction of a fixed held-out batch whose subject number the model gets right."""
+    x, y = agreement_batch(n, distance, np.random.default_rng(seed))
+    with torch.no_grad():
+        out, _ = model(torch.from_numpy(x))
+    return float((out.argmax(dim=-1).numpy() == y).mean())
+
+
+def train_agreement(kind, distance, seed, H=BUDGET["H"], steps=BUDGET["steps"],
+                    batch=BUDGET["batch"], lr=BUDGET["lr"], clip=BUDGET["clip"],
+                    forget_bias=None):
+    """Train one model on one distance. returns (model, losses, test accuracy)."""
+    model = make_agreement_model(kind, seed, H, forget_bias)
+    losses = train(model, agreement_batches(distance, batch, seed), steps, lr=lr, clip=clip)
+    return model, losses, agreement_accuracy(model, distance)
+
+
+def distance_sweep(kind, distances, seeds, progress=None, **budget):
+    """Test accuracy of one model kind at every distance and seed.
+
+    distances, seeds: sequences of ints; budget: keyword arguments of train_agreement
+    progress: optional tqdm-like wrapper over the (distance, seed) runs
+    returns an array (len(distances), len(seeds)) of accuracies
+    """
+    runs = [(d, s) for d in distances for s in seeds]
+    acc = [train_agreement(kind, d, s, **budget)[2]
+           for d, s in (runs if progress is None else progress(runs))]
+    return np.array(acc).reshape(len(distances), len(seeds))
