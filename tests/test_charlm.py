@@ -163,3 +163,16 @@ def test_bad_input_raises_value_error():
         charlm.next_char_probs(params, vocab, "Jo")
     with pytest.raises(ValueError, match="temperature"):
         charlm.sample(params, vocab, np.random.default_rng(0), temperature=-1.0)
+
+
+def test_loss_by_position_by_hand_and_its_weighted_mean_is_the_loss():
+    vocab, params, (inputs, targets, mask) = small_problem()
+    by_pos = charlm.loss_by_position(params, inputs, targets, mask)
+    assert by_pos.shape == (inputs.shape[1],)
+    # position 0 of every name: -log P(first letter | ".") averaged over the batch, by hand
+    p0 = charlm.next_char_probs(params, vocab, "")
+    first = np.mean([-np.log(p0[vocab.encode(n)[0]]) for n in NAMES])
+    assert by_pos[0] == pytest.approx(first, rel=1e-12)
+    counted = mask.sum(axis=0)
+    overall = (by_pos * counted).sum() / counted.sum()
+    assert overall == pytest.approx(charlm.loss(params, inputs, targets, mask), rel=1e-12)

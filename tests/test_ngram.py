@@ -113,3 +113,10 @@ def test_window_table_and_explorer_follow_the_slider():
     for ax in fig.axes:
         assert ax.get_title() and ax.get_xlabel() and ax.get_ylabel()
 
+
+
+def test_losses_per_position_by_hand():
+    model = ngram.NGram(1).fit(TRAIN)
+    # "b a": <s>->b is 1/2, b->a is 2/2, a->end is 1/3
+    (row,) = model.losses([["b", "a"]])
+    assert row == pytest.approx([math.log(2), 0.0, math.log(3)])

@@ -65,6 +65,21 @@ def loss(params, inputs, targets, mask):
     return float(-(picked * mask).sum() / mask.sum())
 
 
+def loss_by_position(params, inputs, targets, mask):
+    """Mean cross-entropy at each step t (nats), over the sequences that reach step t.
+
+    returns (T,): entry t is the loss of predicting character t + 1 (the end marker
+            included) given the t characters before it; nan where no sequence counts
+    """
+    V = params["W_y"].shape[0]
+    _check_batch(inputs, targets, mask, V)
+    logp = np.log(softmax(logits(params, inputs)))
+    picked = np.take_along_axis(logp, targets[..., None], axis=-1)[..., 0]
+    counted = mask.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counted > 0, -(picked * mask).sum(axis=0) / counted, np.nan)
+
+
 def loss_and_grads(params, inputs, targets, mask):
     """Loss and gradients of every parameter by the library's BPTT (rnncourse.rnn.rnn_loss)."""
     V = params["W_y"].shape[0]

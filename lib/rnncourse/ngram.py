@@ -84,14 +84,14 @@ class NGram:
             return counter[token] / total if total else math.nan
         return (counter[token] + alpha) / (total + alpha * vocab_size)
 
-    def cross_entropy(self, sequences, alpha=0.0, vocab_size=None):
-        """Mean -log P(next | window) in nats over every position of the sequences.
+    def losses(self, sequences, alpha=0.0, vocab_size=None):
+        """-log P(next | window) in nats at every position: one list per sequence.
 
         Raises ValueError if some position gets probability 0 (use alpha > 0).
         """
-        total, n = 0.0, 0
+        out = []
         for sequence in sequences:
-            history = []
+            history, row = [], []
             for _, nxt in windows(sequence, self.k, self.start, self.end):
                 p = self.prob(history, nxt, alpha, vocab_size)
                 if not p > 0:  # 0 or nan
@@ -99,12 +99,17 @@ class NGram:
                         f"P({nxt!r} | {self.context(history)}) is 0 or undefined: "
                         "the pair was never counted; use alpha > 0"
                     )
-                total -= math.log(p)
-                n += 1
+                row.append(-math.log(p))
                 history.append(nxt)
-        if n == 0:
+            out.append(row)
+        return out
+
+    def cross_entropy(self, sequences, alpha=0.0, vocab_size=None):
+        """Mean -log P(next | window) in nats over every position of the sequences."""
+        flat = [x for row in self.losses(sequences, alpha, vocab_size) for x in row]
+        if not flat:
             raise ValueError("sequences is empty")
-        return total / n
+        return sum(flat) / len(flat)
 
 
 def evaluate(model, sequences):
