@@ -174,6 +174,7 @@ class NotebookRun:
     page: object
     open_s: float = 0.0      # page load until the kernel is connected and idle
     run_s: float = 0.0       # Run All Cells until the kernel is idle again
+    finished: bool = False   # Run All Cells came back (with or without errors)
     errors: list = field(default_factory=list)
     screenshot: Path = None
 
@@ -268,13 +269,16 @@ class Notebooks:
         page.locator(".lm-Menu-item[data-command='runmenu:run-all']").click()
         self._wait_for_run(run)
         run.run_s = time.monotonic() - start
+        run.finished = True
         run.errors = self.errors(run)
         self.times[path] = (run.open_s, run.run_s)
         return run
 
     def ran(self, path):
         """The run of `path` still open from the test before, or a fresh run of it."""
-        if self.current is not None and self.current.path == path and self.current.run_s:
+        if self.current is not None and self.current.path == path:
+            if not self.current.finished:
+                raise AssertionError(f"{path} did not finish Run All Cells (see its own test)")
             return self.current
         return self.run_all(path)
 

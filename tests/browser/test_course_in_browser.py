@@ -111,14 +111,18 @@ def test_every_slider_redraws_its_widget(notebooks, path):
 
 @pytest.mark.parametrize("path", each(notebooks_in_repo("course/05-*.ipynb"),
                                        "course/05-*.ipynb"))
-def test_gradient_flow_explorer_slider_changes_the_figure(notebooks, path):
+@pytest.mark.parametrize("label", ["radius", "T"])
+def test_gradient_flow_explorer_slider_redraws_the_figure(notebooks, path, label):
+    """rnncourse.explorer.explorer: the spectral radius and the sequence length T
+    each change the gradient norms per step, so the figure must be drawn anew."""
     run = notebooks.ran(path)
     labels = slider_labels(run.page)
-    assert labels, f"{path}: no slider after running all cells (the gradient-flow explorer)"
-    label = labels[0]
+    assert label in labels, (
+        f"{path}: no slider labelled {label!r} (rnncourse.explorer.explorer) after running "
+        f"all cells; sliders found: {labels}")
     view = view_of_slider(run.page, label)
     before = view.figures()
     assert before, f"{path}: the widget holding slider {label!r} shows no figure"
     move_slider(run.page, label, to="left" if view.at_max() else "right")
     assert view.changed_from(before, WIDGET_TIMEOUT_MS, what=view.figures), (
-        f"{path}: moving {label!r} did not redraw the figure")
+        f"{path}: moving {label!r} one step did not redraw the explorer's figure")
