@@ -22,7 +22,14 @@ from tqdm.auto import trange
 
 from .checks import check_shape
 from .init import init_rnn_params
-from .rnn import clip_by_global_norm, rnn_forward, rnn_loss, rnn_step_forward, softmax
+from .rnn import (
+    clip_by_global_norm,
+    rnn_forward,
+    rnn_loss,
+    rnn_step_forward,
+    softmax,
+    softmax_cross_entropy,
+)
 from .tasks import one_hot
 from .torch_models import TorchRNN
 
@@ -58,11 +65,8 @@ def loss(params, inputs, targets, mask):
     """Mean cross-entropy per counted step (nats), forward pass only."""
     V = params["W_y"].shape[0]
     _check_batch(inputs, targets, mask, V)
-    y = logits(params, inputs)
-    logp = y - y.max(axis=-1, keepdims=True)
-    logp = logp - np.log(np.exp(logp).sum(axis=-1, keepdims=True))
-    picked = np.take_along_axis(logp, targets[..., None], axis=-1)[..., 0]
-    return float(-(picked * mask).sum() / mask.sum())
+    value, _ = softmax_cross_entropy(logits(params, inputs), targets, mask)
+    return value
 
 
 def loss_by_position(params, inputs, targets, mask):
