@@ -5,6 +5,7 @@ import pytest
 import torch
 from torch import nn
 
+import rnncourse as rc
 from rnncourse import experiments as exp
 from rnncourse.tasks import AGREE_QUERY, agreement_batch
 
@@ -82,3 +83,28 @@ def test_sweep_shape_determinism_and_progress_hook():
     np.testing.assert_array_equal(acc, again)
     assert np.all((acc >= 0) & (acc <= 1))
     assert wrapped == [[(1, 0), (1, 1), (1, 2), (3, 0), (3, 1), (3, 2)]]
+
+
+def test_cue_signal_matches_two_numpy_forward_passes():
+    model = exp.make_agreement_model("rnn", 0, H=5).double()
+    signal = exp.cue_signal(model, distance=6, n=3, seed=4)
+    x, _ = agreement_batch(3, 6, np.random.default_rng(4))
+    cell = model.cell
+    with torch.no_grad():
+        W_x, W_h = cell.weight_ih_l0.numpy(), cell.weight_hh_l0.numpy()
+        b_h = (cell.bias_ih_l0 + cell.bias_hh_l0).numpy()
+    states = []
+    for subject in (0, 1):
+        x[:, 0] = subject
+        h, _ = rc.rnn_forward(rc.tasks.one_hot(x, 11), np.zeros((3, 5)), W_x, W_h, b_h)
+        states.append(h)
+    expected = np.linalg.norm(states[0] - states[1], axis=-1).mean(axis=0)
+    assert signal.shape == (8,)
+    np.testing.assert_allclose(signal, expected, rtol=1e-10)
+
+
+def test_cue_signal_is_zero_when_the_model_cannot_tell_the_subjects_apart():
+    model = exp.make_agreement_model("lstm", 1, H=4)
+    with torch.no_grad():
+        model.cell.weight_ih_l0[:, 1] = model.cell.weight_ih_l0[:, 0]
+    assert np.all(exp.cue_signal(model, distance=5) == 0.0)
