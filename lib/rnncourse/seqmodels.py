@@ -1,8 +1,11 @@
 """PyTorch sequence models for the long-range tasks, and one small training loop.
 
 Every model's forward returns (out, hs): hs (N, T, H) is the sequence of hidden
-states, kept in the graph so a training loop can ask for the gradient reaching
-each step (hs.retain_grad() before backward, then hs.grad).
+states, kept in the graph (hs.retain_grad() before backward, then hs.grad).
+Careful: nn.RNN / nn.LSTM run the recurrence inside one op, so hs.grad holds
+only the read-out's part of dL/dh_t (zero before the last step for a
+many-to-one model), not the part that flows back from later steps. For the
+total gradient reaching each h_t see dashboard.hidden_state_gradients.
 """
 
 import torch
@@ -54,7 +57,8 @@ def train(model, batch_fn, steps, lr=1e-2, clip=1.0, on_step=None, progress=None
     steps:    number of updates
     clip:     max global gradient norm, or None for no clipping
     on_step:  optional callback(step, loss, hs) called after backward and before
-              the update; hs.grad then holds the gradient reaching each h_t
+              the update; hs.grad then holds the read-out's part of dL/dh_t
+              (see the module docstring)
     progress: optional iterable wrapper such as tqdm.auto.tqdm
     returns a list of losses, one per step
     """
