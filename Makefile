@@ -32,3 +32,44 @@ lint: setup
 
 clean:
 	rm -rf $(VENV) lib/*.egg-info
+
+# ---------------------------------------------------------------------------
+# Instructor workflow: the graded assignments (nbgrader). One command per step;
+# the logic lives in tools/instructor.py, which wraps nbgrader (see its --help).
+#   make instructor-release                    source/ -> release/ (+ tests into gradebook.db)
+#   make instructor-collect ASSIGNMENT=jacobian FROM=path/to/folder-or.zip
+#   make instructor-autograde [ASSIGNMENT=...]  submitted/ -> autograded/ + gradebook.db
+#   make instructor-feedback [ASSIGNMENT=...]   autograded/ -> feedback/ (hidden tests left out)
+#   make instructor-export [TO=grades.csv]      gradebook.db -> CSV
+#   make instructor-grades                      print the grade table
+#   make instructor-demo                        a simulated class, end to end, in artifacts/
+ASSIGNMENT ?=
+FROM ?=
+TO ?= grades.csv
+INSTRUCTOR := $(PY) tools/instructor.py
+
+.PHONY: instructor-release instructor-collect instructor-autograde instructor-feedback \
+	instructor-export instructor-grades instructor-demo
+
+instructor-release: setup
+	$(INSTRUCTOR) release $(ASSIGNMENT)
+
+instructor-collect: setup
+	@test -n "$(ASSIGNMENT)" -a -n "$(FROM)" || \
+		{ echo "usage: make instructor-collect ASSIGNMENT=jacobian FROM=folder-or-zip"; exit 2; }
+	$(INSTRUCTOR) collect $(ASSIGNMENT) "$(FROM)"
+
+instructor-autograde: setup
+	$(INSTRUCTOR) autograde $(ASSIGNMENT)
+
+instructor-feedback: setup
+	$(INSTRUCTOR) feedback $(ASSIGNMENT)
+
+instructor-export: setup
+	$(INSTRUCTOR) export --to "$(TO)"
+
+instructor-grades: setup
+	$(INSTRUCTOR) grades
+
+instructor-demo: setup
+	$(INSTRUCTOR) demo

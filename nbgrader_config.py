@@ -1,0 +1,42 @@
+"""nbgrader configuration of the course: the course root is the folder holding this file.
+
+Layout (nbgrader's defaults, relative to the root):
+    source/<assignment>/      instructor notebooks with solutions and hidden tests
+    release/<assignment>/     student versions, made by `nbgrader generate_assignment`
+    submitted/<student>/<assignment>/, autograded/..., feedback/...: the grading pipeline
+    gradebook.db              the SQLite gradebook
+
+The instructor commands in tools/instructor.py (and the Makefile's "Instructor
+workflow" block) run nbgrader from this folder, so this file is what they read.
+Copied into another folder, it makes that folder a course root (the instructor demo
+and the grading tests rely on this).
+"""
+
+import os
+
+c = get_config()  # noqa: F821 (injected by traitlets when nbgrader loads this file)
+
+c.CourseDirectory.course_id = "rnn-vanishing-gradient"
+c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))
+
+# Per-cell time limit while validating and autograding, in seconds. The slowest
+# cells are the two training cells of copy_task (a vanilla RNN, then an LSTM),
+# about 15 s each on one idle core; the limit leaves room for a loaded machine
+# and stops a runaway loop without holding up the whole class.
+c.ExecutePreprocessor.timeout = 150
+
+# A Python warning printed by a student's correct code (a torch or NumPy
+# deprecation, say) lands on stderr, and nbgrader scores any test cell with
+# stderr output as 0. Warnings never cost points: strip stderr outputs that are
+# Python warnings before grading. Other stderr output still counts.
+c.IgnorePattern.enabled = True
+c.IgnorePattern.pattern = r"\b\w*Warning: "
+
+# Feedback: hidden tests stay hidden. The source of hidden test regions is cut
+# from the feedback, and in test cells that have hidden tests, an error shows its
+# name and message only, since a traceback quotes the code around the failing line.
+c.GenerateFeedback.preprocessors = [
+    "nbgrader.preprocessors.GetGrades",
+    "rnncourse.grading.HideHiddenTests",
+    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+]

@@ -1,0 +1,238 @@
+"""tools/instructor.py on bad input: one clear line, exit status 2, nothing lost.
+
+Also the pieces the grading tests build on: fixture submissions, the collect step from a
+folder and from a zip, the feedback leak check and the preprocessor that hides hidden tests.
+All in temporary course folders; nothing here autogrades, so it is quick.
+"""
+
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook, new_output
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = REPO / "tests" / "fixtures" / "submissions"
+
+spec = importlib.util.spec_from_file_location("instructor", REPO / "tools" / "instructor.py")
+instructor = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(instructor)
+
+
+def run_cli(*args):
+    """The command line as an instructor runs it: (exit status, stdout, stderr)."""
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "tools" / "instructor.py"), *args],
+        capture_output=True, text=True,
+    )
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+@pytest.fixture
+def course(tmp_path):
+    """A course root with the committed source/ and release/, no gradebook yet."""
+    root = tmp_path / "course"
+    root.mkdir()
+    shutil.copy2(REPO / "nbgrader_config.py", root)
+    for part in ("source", "release"):
+        shutil.copytree(REPO / part, root / part)
+    return root
+
+
+def reference_notebook(root, assignment, case="reference"):
+    return instructor.build_submission(
+        root / "source" / assignment / f"{assignment}.ipynb",
+        root / "release" / assignment / f"{assignment}.ipynb",
+        FIXTURES / assignment / case,
+    )
+
+
+def class_folder(root, tmp_path, students=("alice", "bob")):
+    """A folder of submissions as an LMS download: one folder per student id."""
+    folder = tmp_path / "downloads"
+    for student in students:
+        (folder / student).mkdir(parents=True)
+        nbformat.write(reference_notebook(root, "jacobian"), folder / student / "jacobian.ipynb")
+    return folder
+
+
+def assert_one_line_error(status, stderr, *words):
+    assert status == 2
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("instructor: error: "), stderr
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+
+
+def test_collect_from_a_missing_folder_fails_cleanly(course, tmp_path):
+    missing = str(tmp_path / "nope")
+    status, _, stderr = run_cli("--course", str(course), "collect", "jacobian", missing)
+    assert_one_line_error(status, stderr, "no such folder or zip")
+    assert not (course / "submitted").exists()
+
+
+def test_collect_refuses_a_malformed_notebook_and_copies_nothing(course, tmp_path):
+    folder = class_folder(course, tmp_path)
+    (folder / "bob" / "jacobian.ipynb").write_text('{"cells": [ this is not json')
+    status, _, stderr = run_cli("--course", str(course), "collect", "jacobian", str(folder))
+    assert_one_line_error(status, stderr, "bob/jacobian.ipynb", "malformed notebook")
+    assert not (course / "submitted").exists()
+    assert (folder / "alice" / "jacobian.ipynb").is_file(), "the input is left as it was"
+
+
+def test_collect_refuses_a_notebook_that_is_json_but_not_a_notebook(course, tmp_path):
+    folder = class_folder(course, tmp_path, students=("alice",))
+    (folder / "alice" / "jacobian.ipynb").write_text(json.dumps({"cells": "none"}))
+    status, _, stderr = run_cli("--course", str(course), "collect", "jacobian", str(folder))
+    assert_one_line_error(status, stderr, "alice/jacobian.ipynb", "malformed notebook")
+
+
+def test_collect_names_a_notebook_of_the_wrong_name(course, tmp_path):
+    folder = class_folder(course, tmp_path, students=("alice",))
+    (folder / "alice" / "jacobian.ipynb").rename(folder / "alice" / "jacobian (1).ipynb")
+    status, _, stderr = run_cli("--course", str(course), "collect", "jacobian", str(folder))
+    assert_one_line_error(status, stderr, "jacobian (1).ipynb", "expected jacobian.ipynb")
+
+
+def test_collect_needs_student_folders(course, tmp_path):
+    folder = tmp_path / "flat"
+    folder.mkdir()
+    nbformat.write(reference_notebook(course, "jacobian"), folder / "jacobian.ipynb")
+    status, _, stderr = run_cli("--course", str(course), "collect", "jacobian", str(folder))
+    assert_one_line_error(status, stderr, "outside a student folder")
+
+
+def test_unknown_assignment_and_wrong_course_fail_cleanly(course, tmp_path):
+    status, _, stderr = run_cli("--course", str(course), "autograde", "homework9")
+    assert_one_line_error(status, stderr, "unknown assignment 'homework9'", "jacobian")
+    status, _, stderr = run_cli("--course", str(tmp_path), "grades")
+    assert_one_line_error(status, stderr, "not a course root")
+
+
+def test_autograde_before_release_says_to_release_first(course):
+    status, _, stderr = run_cli("--course", str(course), "autograde", "jacobian")
+    assert_one_line_error(status, stderr, "run the release command first")
+
+
+def test_collect_from_a_folder_then_refuse_then_replace(course, tmp_path):
+    folder = class_folder(course, tmp_path)
+    (folder / "alice" / ".ipynb_checkpoints").mkdir()
+    (folder / "alice" / ".ipynb_checkpoints" / "jacobian-checkpoint.ipynb").write_text("{}")
+    (folder / "alice" / "notes.txt").write_text("not a notebook: ignored")
+    assert instructor.collect(course, "jacobian", folder) == ["alice", "bob"]
+    for student in ("alice", "bob"):
+        got = list((course / "submitted" / student / "jacobian").iterdir())
+        assert [p.name for p in got] == ["jacobian.ipynb"]
+    first = (course / "submitted" / "alice" / "jacobian" / "jacobian.ipynb").read_bytes()
+
+    status, _, stderr = run_cli("--course", str(course), "collect", "jacobian", str(folder))
+    assert_one_line_error(status, stderr, "already collected for alice, bob", "--replace")
+    assert (course / "submitted" / "alice" / "jacobian" / "jacobian.ipynb").read_bytes() == first
+
+    blank = reference_notebook(course, "jacobian", "blank")
+    nbformat.write(blank, folder / "alice" / "jacobian.ipynb")
+    instructor.collect(course, "jacobian", folder, replace=True)
+    now = (course / "submitted" / "alice" / "jacobian" / "jacobian.ipynb").read_bytes()
+    assert now != first
+    kept = list((course / "downloaded" / "jacobian").glob("replaced-*/alice/jacobian.ipynb"))
+    assert len(kept) == 1 and kept[0].read_bytes() == first, "the earlier copy is kept"
+
+
+def test_collect_from_a_zip_of_the_class_folder(course, tmp_path):
+    folder = class_folder(course, tmp_path, students=("alice", "bob", "carol"))
+    archive = tmp_path / "jacobian-submissions.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in sorted(folder.rglob("*.ipynb")):
+            zf.write(path, Path("downloads") / path.relative_to(folder))
+        zf.writestr("__MACOSX/downloads/alice/._jacobian.ipynb", "resource fork")
+    assert instructor.collect(course, "jacobian", archive) == ["alice", "bob", "carol"]
+    assert (course / "submitted" / "carol" / "jacobian" / "jacobian.ipynb").is_file()
+
+
+def test_collect_refuses_a_broken_zip(course, tmp_path):
+    archive = tmp_path / "broken.zip"
+    archive.write_bytes(b"PK\x03\x04 this is not a zip")
+    status, _, stderr = run_cli("--course", str(course), "collect", "jacobian", str(archive))
+    assert_one_line_error(status, stderr, "not a readable zip archive")
+
+
+def test_demo_will_not_overwrite_a_folder_it_did_not_make(tmp_path):
+    (tmp_path / "precious.txt").write_text("keep me")
+    status, _, stderr = run_cli("demo", "--dir", str(tmp_path))
+    assert_one_line_error(status, stderr, "is not an earlier demo")
+    assert (tmp_path / "precious.txt").read_text() == "keep me"
+
+
+def test_the_reference_fixture_is_the_source_without_markers(course):
+    nb = reference_notebook(course, "jacobian")
+    answers = [c for c in nb.cells if c.metadata["nbgrader"].get("solution")]
+    assert answers and all("SOLUTION" not in c.source for c in answers)
+    assert all("NotImplementedError" not in c.source for c in answers)
+    assert all("YOUR ANSWER HERE" not in c.source for c in answers)
+    blank = reference_notebook(course, "jacobian", "blank")
+    release = nbformat.read(course / "release" / "jacobian" / "jacobian.ipynb", as_version=4)
+    assert [c.source for c in blank.cells] == [c.source for c in release.cells]
+
+
+def test_a_fixture_answer_replaces_only_the_solution_region(course):
+    nb = reference_notebook(course, "jacobian", "transposed")
+    cell = next(c for c in nb.cells if c.metadata["nbgrader"]["grade_id"] == "step_jacobian")
+    assert cell.source.startswith("def step_jacobian(x_t, h_prev, W_x, W_h, b_h):")
+    assert "\n    return W_h.T * (1.0 - h_t**2)" in cell.source  # indented into the body
+    compile(cell.source, "step_jacobian", "exec")
+
+
+def test_a_fixture_naming_an_unknown_cell_is_an_error(course, tmp_path):
+    case = tmp_path / "case"
+    case.mkdir()
+    (case / "case.json").write_text('{"base": "solution"}')
+    (case / "no_such_cell.code").write_text("pass\n")
+    with pytest.raises(instructor.InstructorError, match="no_such_cell"):
+        instructor.build_submission(
+            course / "source" / "jacobian" / "jacobian.ipynb",
+            course / "release" / "jacobian" / "jacobian.ipynb",
+            case,
+        )
+
+
+def test_the_feedback_check_catches_a_leaked_hidden_test(course):
+    page = course / "feedback" / "alice" / "jacobian" / "jacobian.html"
+    page.parent.mkdir(parents=True)
+    snippet = sorted(instructor.hidden_test_snippets(course, "jacobian"))[0]
+    first, _, rest = snippet.partition(" ")
+    page.write_text(f"<html><pre><span>{first}</span> {rest.replace('<', '&lt;')}</pre></html>")
+    with pytest.raises(instructor.InstructorError, match="shows a hidden test"):
+        instructor.check_feedback(course, "jacobian")
+    page.write_text("<html><p>Part 1 tests</p></html>")
+    assert instructor.check_feedback(course, "jacobian") == 1
+
+
+def test_hide_hidden_tests_cuts_the_region_and_the_traceback():
+    from rnncourse.grading import HIDDEN_NOTE, HideHiddenTests
+
+    source = (
+        "assert True, 'visible'\n### BEGIN HIDDEN TESTS\nassert secret_check()\n"
+        "### END HIDDEN TESTS"
+    )
+    cell = new_code_cell(source)
+    cell.metadata["nbgrader"] = {
+        "grade": True, "solution": False, "locked": True, "points": 1, "grade_id": "t",
+        "schema_version": 3,
+    }
+    cell.outputs = [new_output(
+        "error", ename="AssertionError", evalue="hidden test: wrong for H = 5",
+        traceback=["----> 3 assert secret_check()", "AssertionError: hidden test: wrong for H = 5"],
+    )]
+    plain = new_code_cell("x = 1  # BEGIN HIDDEN TESTS is only text here")
+    nb, _ = HideHiddenTests().preprocess(new_notebook(cells=[cell, plain]), {})
+    assert nb.cells[0].source == "assert True, 'visible'"
+    assert nb.cells[0].outputs[0]["traceback"] == [
+        "AssertionError: hidden test: wrong for H = 5", HIDDEN_NOTE,
+    ]
+    assert nb.cells[1].source == plain.source, "cells that are not tests pass through"
