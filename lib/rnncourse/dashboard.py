@@ -71,43 +71,52 @@ def hidden_state_gradients(model, tokens, hs, direct):
                 direct_steps[t], dz, W_hh, out=reach_steps[t])
             dz = dh * dz_scale[t]
         return reach.transpose(0, 1), None
-    # LSTM: recompute the gates from the inputs and h_{t-1}, all steps at once;
-    # W_x x_t for a one-hot x_t is a column of W_x, hence the row lookup
-    in_rows = (cell.weight_ih_l0.T + (cell.bias_ih_l0 + cell.bias_hh_l0)).contiguous()  # (V, 4H)
-    z = torch.nn.functional.embedding(tokens.T.contiguous(), in_rows)  # (T, N, 4H)
-    z[1:].view(-1, 4 * H).addmm_(hs_tm[:-1].reshape(-1, H), W_hh.T)  # + W_h h_{t-1}; h_0 = 0
-    z = z.view(T, N, 4, H).permute(2, 0, 1, 3).contiguous()  # (4, T, N, H), gate by gate
-    i, f, o = torch.sigmoid(z[[0, 1, 3]]).unbind(0)  # PyTorch's order: i, f, g, o
+    # LSTM: recompute the gates from the inputs and h_{t-1}, all steps at once and gate by
+    # gate (PyTorch stacks i, f, g, o in the rows of the weights); W_x x_t for a one-hot x_t
+    # is a column of W_x, hence the row lookup
+    in_rows = (cell.weight_ih_l0.view(4, H, -1).transpose(1, 2)
+               + (cell.bias_ih_l0 + cell.bias_hh_l0).view(4, 1, H))  # (4, V, H)
+    h_prev = torch.cat([hs_tm.new_zeros(1, N, H), hs_tm[:-1]], dim=0).view(1, T * N, H)
+    z = torch.baddbmm(in_rows.index_select(1, tokens.T.reshape(-1)), h_prev.expand(4, -1, -1),
+                      W_hh.view(4, H, H).transpose(1, 2)).view(4, T, N, H)
+    i, f, _, o = torch.sigmoid(z).unbind(0)
     g = _tanh(z[2])
     i_g = i * g
-    c = hs_tm.new_zeros(T + 1, N, H)  # c[t] holds c_t; c_0 = 0
-    c_steps, f_steps, i_g_steps = c.unbind(0), f.unbind(0), i_g.unbind(0)
+    # the two scans over time run in NumPy: on (N, H) slices its per-call cost is a
+    # fraction of torch's, and the arrays are shared, not copied
+    f_steps, i_g_steps = f.numpy(), i_g.numpy()
+    c = np.zeros((T + 1, N, H), dtype=f_steps.dtype)  # c[t] holds c_t; c_0 = 0
     for t in range(T):
-        torch.addcmul(i_g_steps[t], f_steps[t], c_steps[t], out=c_steps[t + 1])  # c_t
+        np.multiply(f_steps[t], c[t], out=c[t + 1])
+        c[t + 1] += i_g_steps[t]  # c_t = f_t c_{t-1} + i_t g_t
+    c = torch.from_numpy(c)
     c, c_prev = c[1:], c[:-1]
     tanh_c = _tanh(c)
     # the derivatives, written with h_t = o_t tanh(c_t) and sigmoid' = s (1 - s)
-    dc_from_dh = torch.addcmul(o, hs_tm, tanh_c, value=-1.0).unbind(0)  # o (1 - tanh^2 c)
-    dz_o = torch.addcmul(hs_tm, hs_tm, o, value=-1.0).unbind(0)  # tanh(c) o (1 - o)
+    dc_from_dh = torch.addcmul(o, hs_tm, tanh_c, value=-1.0).numpy()  # o (1 - tanh^2 c)
+    dz_o = torch.addcmul(hs_tm, hs_tm, o, value=-1.0).numpy()  # tanh(c) o (1 - o)
     # dc_t/dz for the input, forget and candidate gates, laid out as in z
     dz_ifg = hs_tm.new_empty(T, N, 3, H)
     torch.mul(g, torch.addcmul(i, i, i, value=-1.0), out=dz_ifg[:, :, 0])  # g i (1 - i)
     torch.mul(c_prev, torch.addcmul(f, f, f, value=-1.0), out=dz_ifg[:, :, 1])  # c f (1 - f)
-    torch.addcmul(i, i * g, g, value=-1.0, out=dz_ifg[:, :, 2])  # i (1 - g^2)
-    dz_ifg = dz_ifg.unbind(0)
-    dz = hs_tm.new_empty(N, 4 * H)
-    dz_ifg_out, dz_o_out = dz[:, :3 * H].view(N, 3, H), dz[:, 3 * H:]
-    dc = hs_tm.new_zeros(N, H)
-    direct_steps, reach_steps = direct.unbind(0), reach.unbind(0)
+    torch.addcmul(i, i_g, g, value=-1.0, out=dz_ifg[:, :, 2])  # i (1 - g^2)
+    dz_ifg = dz_ifg.numpy()
+    W = W_hh.detach().numpy()
+    direct_np, reach_np = direct.numpy(), reach.numpy()
+    dz = np.empty((N, 4, H), dtype=W.dtype)  # dL/dz_{t+1}, gate by gate
+    dz_rows = dz.reshape(N, 4 * H)
+    dc = np.zeros((N, H), dtype=W.dtype)
     for t in reversed(range(T)):
+        dh = reach_np[t]
         if t == T - 1:
-            dh = reach_steps[t].copy_(direct_steps[t])
+            dh[...] = direct_np[t]
         else:
-            dh = torch.addmm(direct_steps[t], dz, W_hh, out=reach_steps[t])
-            dc = dc * f_steps[t + 1]  # the cell path: dc_{t+1}/dc_t = diag(f_{t+1})
-        dc = torch.addcmul(dc, dh, dc_from_dh[t])
-        torch.mul(dc[:, None], dz_ifg[t], out=dz_ifg_out)
-        torch.mul(dh, dz_o[t], out=dz_o_out)
+            np.matmul(dz_rows, W, out=dh)  # W_h^T dz_{t+1}, written for rows
+            dh += direct_np[t]
+            dc *= f_steps[t + 1]  # the cell path: dc_{t+1}/dc_t = diag(f_{t+1})
+        dc += dh * dc_from_dh[t]
+        np.multiply(dc[:, None], dz_ifg[t], out=dz[:, :3])
+        np.multiply(dh, dz_o[t], out=dz[:, 3])
     return reach.transpose(0, 1), f.transpose(0, 1)
 
 
