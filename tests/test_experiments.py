@@ -64,8 +64,8 @@ def test_batches_are_seeded_fresh_and_sized():
 
 
 def test_a_short_distance_is_learned_with_a_small_budget():
-    _, losses, acc = exp.train_agreement("rnn", distance=2, seed=0, H=8, steps=60, lr=3e-2)
-    assert len(losses) == 60
+    _, losses, acc = exp.train_agreement("rnn", distance=2, seed=0, H=8, steps=40, lr=3e-2)
+    assert len(losses) == 40
     assert acc == 1.0
 
 
@@ -78,21 +78,25 @@ def test_sweep_shape_determinism_and_progress_hook():
         return runs
 
     acc = exp.distance_sweep("lstm", [1, 3], [0, 1, 2], progress=progress, **budget)
-    again = exp.distance_sweep("lstm", [1, 3], [0, 1, 2], forget_bias=None, **budget)
+    again, models = exp.distance_sweep("lstm", [1, 3], [0, 1, 2], forget_bias=None,
+                                       keep_models=True, **budget)
     assert acc.shape == (2, 3)
     np.testing.assert_array_equal(acc, again)
+    assert sorted(models) == [(1, 0), (1, 1), (1, 2), (3, 0), (3, 1), (3, 2)]
+    assert exp.agreement_accuracy(models[3, 2], 3) == acc[1, 2]
     assert np.all((acc >= 0) & (acc <= 1))
     assert wrapped == [[(1, 0), (1, 1), (1, 2), (3, 0), (3, 1), (3, 2)]]
 
 
 def test_cue_signal_matches_two_numpy_forward_passes():
-    model = exp.make_agreement_model("rnn", 0, H=5).double()
+    model = exp.make_agreement_model("rnn", 0, H=5)
     signal = exp.cue_signal(model, distance=6, n=3, seed=4)
+    assert model.out.weight.dtype == torch.float32  # the model itself is left alone
     x, _ = agreement_batch(3, 6, np.random.default_rng(4))
     cell = model.cell
     with torch.no_grad():
         W_x, W_h = cell.weight_ih_l0.numpy(), cell.weight_hh_l0.numpy()
-        b_h = (cell.bias_ih_l0 + cell.bias_hh_l0).numpy()
+        b_h = (cell.bias_ih_l0.double() + cell.bias_hh_l0.double()).numpy()
     states = []
     for subject in (0, 1):
         x[:, 0] = subject
