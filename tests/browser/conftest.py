@@ -9,7 +9,7 @@ after its run, FAILED-<test>.png for every failing test, times.txt with the time
 of each notebook, and jupyterlab.log.
 
 Chromium: /usr/bin/chromium, or the CHROMIUM environment variable. Without one,
-every browser test is skipped and the run says so on one line.
+every test that needs the browser is skipped and the run says so on one line.
 """
 
 import os
@@ -45,7 +45,8 @@ def pytest_collection_modifyitems(config, items):
     if reason:
         config.stash[_skip_key] = reason
         for item in browser_items:
-            item.add_marker(pytest.mark.skip(reason=reason))
+            if "notebooks" in item.fixturenames:
+                item.add_marker(pytest.mark.skip(reason=reason))
         return
     position = {id(it): i for i, it in enumerate(items)}
 

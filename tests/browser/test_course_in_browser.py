@@ -11,7 +11,7 @@ import re
 
 import pytest
 from lab_widgets import move_slider, slider_labels, view_of_slider
-from labdriver import ASSIGNMENTS, LECTURES, notebooks_in_repo
+from labdriver import ASSIGNMENTS, LECTURES, CellError, notebooks_in_repo
 from playwright.sync_api import expect
 
 WIDGET_TIMEOUT_MS = 60_000
@@ -24,21 +24,42 @@ def each(paths, where):
     return [pytest.param(None, marks=pytest.mark.skip(reason=f"no {where} yet"))]
 
 
-def from_an_unanswered_cell(error, errors):
-    """NotImplementedError, raised by an answer not written yet; or a NameError for a
-    name that an earlier answer cell, stopped by its NotImplementedError, was to define.
+def unexplained(errors):
+    """The errors that no unanswered cell explains, in cell order.
 
-    nbgrader replaces a whole solution region by `raise NotImplementedError()`, so a
-    test cell reading a variable the answer defines fails with a NameError until the
-    student answers. The name must appear in that answer cell's source (its print
-    line, say): a typo in a test cell or a missing setup cell still fails.
+    Explained: a NotImplementedError (an answer not written yet, raised where it is
+    called); or a NameError for a name that appears in an earlier cell that itself
+    stopped on an explained error. nbgrader replaces a whole solution region by
+    `raise NotImplementedError()`, so the variables an answer cell defines, and those
+    of a setup cell that calls an unanswered function, are missing below it until
+    the student answers. A typo in a test cell, or a name no cell mentions, stays
+    unexplained.
     """
-    if error.ename == "NotImplementedError":
-        return True
-    missing = re.fullmatch(r"name '(\w+)' is not defined", error.evalue)
-    return error.ename == "NameError" and missing is not None and any(
-        e.cell < error.cell and e.ename == "NotImplementedError" and e.nbgrader.get("solution")
-        and re.search(rf"\b{missing[1]}\b", e.source) for e in errors)
+    stopped, left = [], []
+    for error in sorted(errors, key=lambda e: e.cell):
+        missing = re.fullmatch(r"name '(\w+)' is not defined", error.evalue)
+        if error.ename == "NotImplementedError" or (
+                error.ename == "NameError" and missing is not None and any(
+                    re.search(rf"\b{missing[1]}\b", source) for source in stopped)):
+            stopped.append(error.source)
+        else:
+            left.append(error)
+    return left
+
+
+def test_unexplained_keeps_typos_and_other_errors_but_not_missing_answers():
+    answer = {"solution": True, "grade_id": "ans"}
+    errors = [
+        CellError(3, "NotImplementedError", "", answer, "raise NotImplementedError()\nprint(x)"),
+        CellError(4, "NameError", "name 'x' is not defined", {}, "assert x > 0"),
+        CellError(5, "NotImplementedError", "", {}, "data = make_batch(3)\ndef run(): pass"),
+        CellError(6, "NameError", "name 'run' is not defined", {}, "out = run()"),
+        CellError(7, "NameError", "name 'out' is not defined", {}, "assert out"),
+        CellError(8, "NameError", "name 'helpr' is not defined", {}, "helpr(1)"),
+        CellError(9, "ValueError", "bad shape", {}, "check(x)"),
+        CellError(2, "NameError", "name 'x' is not defined", {}, "print(x)"),
+    ]
+    assert [e.cell for e in unexplained(errors)] == [2, 8, 9]
 
 
 @pytest.mark.parametrize("path", each(LECTURES, "course/*.ipynb"))
@@ -55,7 +76,7 @@ def test_assignment_fails_only_in_unanswered_cells_and_offers_validate(notebooks
     run = notebooks.run_all(path)
     notebooks.run_on_past_errors(run)  # Run All stops at the first error: see them all
     shot = notebooks.screenshot(run)
-    others = [e for e in run.errors if not from_an_unanswered_cell(e, run.errors)]
+    others = unexplained(run.errors)
     assert not others, (
         f"{path}: errors that no unanswered cell explains (screenshot {shot}):\n"
         + "\n".join(map(str, others)))
