@@ -285,6 +285,23 @@ def test_hs_grad_holds_only_the_readout_part_and_reach_adds_the_rest(kind):
         np.testing.assert_allclose(forget.numpy(), expected_forget, rtol=1e-12)
 
 
+@pytest.mark.parametrize("kind", ["rnn", "lstm"])
+def test_probed_copy_reports_the_reaching_gradient_and_leaves_the_model_alone(kind):
+    torch.manual_seed(1)
+    model = TokenModel(kind, 5, 4, 2, every_step=False).double()
+    before = [p.detach().clone() for p in model.parameters()]
+    (tokens, y), = make_batches(5, 2, 6, False, 1)
+    probed = db.probed_copy(model)
+    out, _ = probed(tokens)
+    sequence_loss(out, y).backward()
+    expected, _ = reference_reach(model, tokens, y)
+    np.testing.assert_allclose(probed.reach_grad().norm(dim=(0, 2)).numpy(), expected, rtol=1e-10)
+    assert all(p.grad is None for p in model.parameters())
+    assert all(torch.equal(a, p) for a, p in zip(before, model.parameters(), strict=True))
+    with pytest.raises(ValueError, match="run forward, then backward"):
+        db.probed_copy(model).reach_grad()
+
+
 def test_static_figure_draws_the_recorded_values():
     rnn = geometric_record([0.9, 0.5, 0.3])
     lstm = db.GradientRecord("lstm", rnn.steps, rnn.loss, rnn.grad_norms[::-1].copy(),
@@ -293,7 +310,7 @@ def test_static_figure_draws_the_recorded_values():
     heatmaps = [ax for ax in fig.axes if "gradient reaching each h_t" in ax.get_title()]
     assert [ax.get_title().split(":")[0] for ax in heatmaps] == ["vanilla RNN", "LSTM"]
     for ax, record in zip(heatmaps, [rnn, lstm], strict=True):
-        np.testing.assert_allclose(ax.collections[0].get_array(), record.grad_norms.T)
+        np.testing.assert_allclose(ax.images[0].get_array(), record.grad_norms.T)
     assert all(ax.get_yscale() == "log" for ax in fig.axes if "fraction" in ax.get_ylabel())
     matplotlib.pyplot.close(fig)
     box = db.live([rnn, lstm], threshold=1e-2)

@@ -365,8 +365,11 @@ def plot_heatmap(record, ax, threshold=None, early=1, step=None, vmin=None, vmax
     import matplotlib.colors as mcolors
 
     norms = np.maximum(record.grad_norms, np.finfo(float).tiny)
-    mesh = ax.pcolormesh(record.steps, np.arange(1, record.T + 1), norms.T, shading="nearest",
-                         norm=mcolors.LogNorm(vmin=vmin, vmax=vmax), cmap="viridis")
+    steps = record.steps
+    half = (steps[1] - steps[0]) / 2 if len(steps) > 1 else 0.5
+    mesh = ax.imshow(norms.T, origin="lower", aspect="auto", interpolation="nearest",
+                     extent=(steps[0] - half, steps[-1] + half, 0.5, record.T + 0.5),
+                     norm=mcolors.LogNorm(vmin=vmin, vmax=vmax), cmap="viridis")
     ax.figure.colorbar(mesh, ax=ax, label="||dL/dh_t|| (log scale)")
     ax.set(title=f"{record.name}: gradient reaching each h_t", xlabel="training step",
            ylabel="time step t")
@@ -448,8 +451,9 @@ def static_figure(records, threshold=1e-3, early=1, step=None):
         raise ValueError("records is empty: pass at least one GradientRecord")
     _check_threshold(threshold)
     n = len(records)
-    fig = plt.figure(figsize=(6.5 * max(n, 2), 15))
-    grid = fig.add_gridspec(3, 2 * n, height_ratios=[1, 1.15, 1])
+    fig = plt.figure(figsize=(5.5 * max(n, 2), 13))
+    grid = fig.add_gridspec(3, 2 * n, height_ratios=[1, 1.15, 1], left=0.05, right=0.97,
+                            bottom=0.05, top=0.96, wspace=0.6, hspace=0.3)
     lo = min(float(np.min(r.grad_norms[r.grad_norms > 0], initial=np.inf)) for r in records)
     hi = max(float(np.max(r.grad_norms)) for r in records)
     for j, record in enumerate(records):
@@ -459,7 +463,6 @@ def static_figure(records, threshold=1e-3, early=1, step=None):
                       PALETTE[j % len(PALETTE)])
     plot_profile(records, fig.add_subplot(grid[2, :n]), step, threshold)
     plot_reach(records, fig.add_subplot(grid[2, n:]), threshold, early, step)
-    fig.tight_layout()
     return fig
 
 
