@@ -133,6 +133,8 @@ def pytest_terminal_summary(terminalreporter, config):
     if started is not None:
         total = time.monotonic() - started
         lines.append(f"{'all browser tests, JupyterLab start to stop':<68} {total:>6.1f}s")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    lines.append(f"machine: {os.cpu_count()} cores, load average at the end {load} (1, 5, 15 min)")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     (ARTIFACTS / "times.txt").write_text("\n".join(lines) + "\n")
     terminalreporter.section("notebook times in JupyterLab (Chromium)")
