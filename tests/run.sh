@@ -21,3 +21,6 @@ if (( ${#notebooks[@]} )); then
 else
     echo "== no lecture notebooks in course/ yet: nbval skipped"
 fi
+
+echo "== the course in JupyterLab, run in headless Chromium (skipped, with the reason, without one)"
+"$bin/python" -m pytest tests/browser -q
