@@ -11,7 +11,7 @@ Modules:
 The PyTorch twin is not imported here, so `import rnncourse` stays light.
 """
 
-from . import gradients, init, rnn, tasks
+from . import data, gradients, init, ngram, rnn, tasks
 from .checks import check_shape
 from .gradients import (
     eigenvalues,
@@ -37,8 +37,10 @@ from .rnn import (
 )
 
 __all__ = [
+    "data",
     "gradients",
     "init",
+    "ngram",
     "rnn",
     "tasks",
     "check_shape",
