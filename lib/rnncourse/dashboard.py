@@ -504,6 +504,7 @@ def live(records, threshold=1e-3, early=1):
         with figure_out:
             figure_out.clear_output(wait=True)
             fig = static_figure(records, threshold_slider.value, early, step_slider.value)
+            fig.set_dpi(72)  # lighter to redraw and to store in the notebook
             display(fig)
             plt.close(fig)
 
