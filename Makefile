@@ -37,7 +37,7 @@ clean:
 # Instructor workflow: the graded assignments (nbgrader). One command per step;
 # the logic lives in tools/instructor.py, which wraps nbgrader (see its --help).
 #   make instructor-release                    source/ -> release/ (+ tests into gradebook.db)
-#   make instructor-collect ASSIGNMENT=jacobian FROM=path/to/folder-or.zip
+#   make instructor-collect ASSIGNMENT=jacobian FROM=path/to/folder-or.zip [REPLACE=1]
 #   make instructor-autograde [ASSIGNMENT=...]  submitted/ -> autograded/ + gradebook.db
 #   make instructor-feedback [ASSIGNMENT=...]   autograded/ -> feedback/ (hidden tests left out)
 #   make instructor-export [TO=grades.csv]      gradebook.db -> CSV
@@ -45,6 +45,7 @@ clean:
 #   make instructor-demo                        a simulated class, end to end, in artifacts/
 ASSIGNMENT ?=
 FROM ?=
+REPLACE ?=
 TO ?= grades.csv
 INSTRUCTOR := $(PY) tools/instructor.py
 
@@ -57,7 +58,7 @@ instructor-release: setup
 instructor-collect: setup
 	@test -n "$(ASSIGNMENT)" -a -n "$(FROM)" || \
 		{ echo "usage: make instructor-collect ASSIGNMENT=jacobian FROM=folder-or-zip"; exit 2; }
-	$(INSTRUCTOR) collect $(ASSIGNMENT) "$(FROM)"
+	$(INSTRUCTOR) collect $(ASSIGNMENT) "$(FROM)" $(if $(REPLACE),--replace,)
 
 instructor-autograde: setup
 	$(INSTRUCTOR) autograde $(ASSIGNMENT)

@@ -208,6 +208,21 @@ def test_hidden_tests_did_run_when_grading(demo):
     assert any("### BEGIN HIDDEN TESTS" in c.source for c in nb.cells)
 
 
+def test_a_python_warning_does_not_cost_points(cell_scores):
+    """eve's step_jacobian makes torch warn on stderr; nbgrader_config strips warnings."""
+    import warnings
+
+    import torch
+
+    answer = (FIXTURES / "jacobian" / "alternative" / "step_jacobian.code").read_text()
+    assert "torch.tensor(torch.as_tensor(h_prev)" in answer
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.tensor(torch.as_tensor([0.5]), dtype=torch.float64)
+    assert any(issubclass(w.category, UserWarning) for w in caught), "torch still warns here"
+    assert cell_scores["eve-alternative", "jacobian"]["test_step_jacobian"] == 3
+
+
 @pytest.mark.parametrize("student", ["ada-reference", "eve-alternative"])
 def test_test_cells_print_nothing_on_stderr_for_correct_work(demo, student):
     root, _ = demo

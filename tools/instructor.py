@@ -44,6 +44,7 @@ DEMO_MARKER = ".instructor-demo"
 SOLUTION_BEGIN, SOLUTION_END = "### BEGIN SOLUTION", "### END SOLUTION"
 HIDDEN_BEGIN, HIDDEN_END = "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"
 STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$")
+NBGRADER_LOG_LEVEL = {"value": None}  # None: nbgrader's own (INFO); the demo asks for less
 
 
 class InstructorError(Exception):
@@ -91,7 +92,9 @@ def nbgrader(root, *args):
     """
     env = dict(os.environ)
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
-    proc = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=root, env=env)
+    level = NBGRADER_LOG_LEVEL["value"]
+    extra = [f"--log-level={level}"] if level and not any("log-level" in a for a in args) else []
+    proc = subprocess.run([sys.executable, "-m", "nbgrader", *args, *extra], cwd=root, env=env)
     if proc.returncode != 0:
         raise InstructorError(
             f"nbgrader {args[0]} failed with exit status {proc.returncode} (its log is above)"
@@ -138,6 +141,7 @@ def require_in_gradebook(root, assignment):
 def release(root, names=()):
     """nbgrader generate_assignment for each assignment: source/ -> release/, tests -> gradebook."""
     for assignment in pick_assignments(root, names):
+        print(f"releasing {assignment}", flush=True)
         nbgrader(root, "generate_assignment", assignment, "--force")
     return [root / "release" / a for a in pick_assignments(root, names)]
 
@@ -263,8 +267,8 @@ def collect(root, assignment, source, replace=False):
             keep = staging / f"replaced-{stamp}" / student
             keep.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(str(submitted / student / assignment), str(keep))
-    nbgrader(
-        root, "zip_collect", assignment, "--strict",
+    nbgrader(  # its warnings ("Directory not found. Creating ...") are checked above
+        root, "zip_collect", assignment, "--strict", "--log-level=ERROR",
         f"--FileNameCollectorPlugin.named_regexp={regexp}",
     )
     missing = [s for s in students if not (submitted / s / assignment).is_dir()]
@@ -278,9 +282,11 @@ def autograde(root, names=(), force=False):
     """nbgrader autograde: run each submission with the tests restored from the gradebook."""
     for assignment in pick_assignments(root, names):
         require_in_gradebook(root, assignment)
-        if not any((root / "submitted").glob(f"*/{assignment}")):
+        count = len(list((root / "submitted").glob(f"*/{assignment}")))
+        if not count:
             print(f"no submissions of {assignment} in {root / 'submitted'}: nothing to grade")
             continue
+        print(f"autograding {assignment}: {count} submissions", flush=True)
         nbgrader(root, "autograde", assignment, *(["--force"] if force else []))
 
 
@@ -494,6 +500,7 @@ def demo(dest=None, names=(), fixtures=FIXTURES):
     returns the demo's course root
     """
     dest = Path(dest or REPO / "artifacts" / "instructor-demo").resolve()
+    NBGRADER_LOG_LEVEL["value"] = "WARN"  # progress comes from this script's own lines
     if dest.exists():
         if not (dest / DEMO_MARKER).exists():
             raise InstructorError(f"{dest} exists and is not an earlier demo: pick another --dir")
