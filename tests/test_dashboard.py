@@ -188,6 +188,9 @@ def test_recorder_every_k_records_those_steps_only():
     record = recorder.record
     np.testing.assert_array_equal(record.steps, [0, 3, 6])
     np.testing.assert_allclose(record.loss, np.array(losses)[[0, 3, 6]])
+    recorder.close()
+    train(model, lambda s: batches[s], 2)  # no longer watched: the record stays as it was
+    assert len(recorder.record.steps) == 3 and recorder._tokens is None
 
 
 def geometric_record(factors, T=10, every=10):

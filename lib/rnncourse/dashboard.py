@@ -227,13 +227,19 @@ class GradientRecorder:
             raise ValueError(f"every must be a positive integer, got {every!r}")
         self.model, self.every, self.label = model, every, label
         self.kind = model.kind if model is not None else kind
-        self._tokens = None
+        self._tokens = self._hook = None
         if model is not None:  # hs.grad and W_h are at hand in on_step; the inputs are not
-            model.register_forward_hook(self._keep_tokens)
+            self._hook = model.register_forward_hook(self._keep_tokens)
         self._steps, self._loss, self._norms, self._spectrum = [], [], [], []
 
     def _keep_tokens(self, module, args, output):
         self._tokens = args[0]
+
+    def close(self):
+        """Stop watching the model's inputs (the record stays readable)."""
+        if self._hook is not None:
+            self._hook.remove()
+            self._hook = self._tokens = None
 
     def add(self, step, loss, h_grad, spectrum):
         """Record one training step.

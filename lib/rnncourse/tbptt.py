@@ -19,7 +19,8 @@ IGNORE = -100  # a target sequence_loss skips (the ignore_index of PyTorch's cro
 
 
 def forward_with_state(model, tokens, state=None):
-    """Run a seqmodels.TokenModel (every_step=True) from a given state.
+    """Run a seqmodels.TokenModel from a given state, with its read-out at every step
+    (whatever the model's every_step).
 
     tokens: (N, T) int64
     state:  None (zeros), or the state returned by the previous call:
