@@ -1,0 +1,569 @@
+"""Safe autograding: one student's notebook, one assignment, graded under limits.
+
+    sandbox.py grade-one ASSIGNMENT STUDENT NOTEBOOK [--json]   grade, print one line
+    sandbox.py grade ASSIGNMENT FOLDER [--workers N | --scheduler ADDR] [--course ROOT]
+        grade FOLDER/<student>/<ASSIGNMENT>.ipynb for every student, in parallel on
+        Dask distributed, and write the scores into ROOT/gradebook.db
+
+How one submission is graded (grade_one):
+1. Pre-checks on the untrusted file, in the trusted parent: name, null bytes, JSON,
+   nbformat schema, duplicated cell ids, nbgrader metadata compared with source/.
+   Cell metadata (grade_id, points, cell type, locked) is put back from source/, so
+   points always come from the instructor's notebook; cells claiming a grade_id that
+   source/ does not have lose their nbgrader metadata.
+2. A fresh scratch course (mode 0711) gets its own nbgrader_config.py (the course's,
+   plus the limits), source/ and a copy of the course gradebook (both root-only, 0700/
+   0600), and the cleaned notebook in submitted/.
+3. `nbgrader autograde` runs there in a child: `unshare --net --pid --mount`, so no
+   network (only a private loopback), every process it starts dies with it, and the
+   course's source/, tests/, submitted/, autograded/, feedback/, .git and gradebook.db
+   are hidden under empty mounts. The whole child is killed after notebook_wall seconds.
+4. The kernel is started through a dedicated kernel spec (forced: the notebook's own
+   kernelspec is ignored) whose launcher drops to user nobody and sets rlimits
+   (address space, CPU seconds, file size, processes) before exec'ing ipykernel.
+5. The scratch gradebook is read back: per test cell auto scores, clamped to the points
+   of the course gradebook, and a one-line status for the instructor.
+
+Merging (merge_results) writes each student's scores into the one real gradebook in
+the parent, one student at a time, touching only that student's submission.
+"""
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+LIMITS_FILE = REPO / "grading_limits.toml"
+KERNEL_NAME = "rnncourse-sandbox"
+NOBODY = 65534
+TRUNCATED = "... Output truncated ..."
+# Secrets and other students' work, hidden from the grading child by empty mounts.
+MASKED = ("source", "tests", "submitted", "autograded", "feedback", "downloaded", ".git",
+          "artifacts")
+MASKED_FILES = ("gradebook.db",)
+SUSPICIOUS = [
+    (re.compile(r"\b(np|numpy)\.[\w.]+\s*=[^=]"), "assigns to a numpy attribute"),
+    (re.compile(r"\bbuiltins\b|__builtins__"), "touches builtins"),
+    (re.compile(r"\bsetattr\s*\(\s*(np|numpy)\b"), "patches numpy"),
+    (re.compile(r"def\s+__eq__"), "defines __eq__"),
+    (re.compile(r"get_ipython\(\)\.(events|input_transformers|ast_transformers)"),
+     "hooks the kernel"),
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """The grading limits; defaults here, the instructor's values in grading_limits.toml."""
+
+    cell_timeout: int = 150
+    notebook_wall: int = 600
+    memory_mb: int = 4096
+    cpu_seconds: int = 600
+    max_output_lines: int = 1000
+    max_file_mb: int = 64
+    max_processes: int = 512
+    network: bool = False
+
+
+def load_limits(path=LIMITS_FILE, **overrides):
+    """Limits from the [limits] table of `path` (if it exists), then `overrides`."""
+    values = {}
+    if path and Path(path).is_file():
+        values = tomllib.loads(Path(path).read_text())["limits"]
+    known = {f.name for f in dataclasses.fields(Limits)}
+    unknown = set(values) - known
+    if unknown:
+        raise ValueError(f"unknown limits in {path}: {', '.join(sorted(unknown))}")
+    return Limits(**{**values, **overrides})
+
+
+@dataclasses.dataclass
+class Result:
+    """What grading one submission gave: per test cell auto scores and one status line."""
+
+    student: str
+    assignment: str
+    status: str
+    scores: dict  # grade_id -> auto score, test cells only
+    total: float
+    max_total: float
+    seconds: float = 0.0
+    graded: bool = True  # False: rejected before running (every test cell scores 0)
+
+    def line(self):
+        return (f"{self.student:<20} {self.assignment:<12} {self.total:g} / {self.max_total:g}"
+                f"  {self.status}")
+
+
+# ------------------------------------------------------------------ platform
+
+
+def _alembic_on_path():
+    """nbgrader's Gradebook calls the `alembic` of its own environment: put it first on PATH."""
+    bin_dir = str(Path(sys.executable).parent)
+    if not os.environ.get("PATH", "").startswith(bin_dir + os.pathsep):
+        os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+
+
+def can_isolate():
+    """(network+pid+mount namespaces work, privilege drop works): both need root."""
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        return False, False
+    ok = subprocess.run(["unshare", "--net", "--pid", "--fork", "--mount", "true"],
+                        capture_output=True).returncode == 0
+    return ok, ok
+
+
+# ------------------------------------------------------------------ notebooks
+
+
+def _grade_cells(nb):
+    return {c.metadata["nbgrader"]["grade_id"]: c for c in nb.cells
+            if "grade_id" in c.metadata.get("nbgrader", {})}
+
+
+def test_points(source_nb):
+    """{grade_id: points} of the autograded test cells of a source notebook."""
+    return {gid: float(c.metadata["nbgrader"].get("points", 0))
+            for gid, c in _grade_cells(source_nb).items()
+            if c.metadata["nbgrader"].get("grade") and not c.metadata["nbgrader"].get("solution")}
+
+
+def precheck(raw, filename, assignment, source_nb, release_nb=None):
+    """Check and clean an untrusted submission before anything runs.
+
+    raw: the file's bytes; filename: the name it was handed in under
+    returns (cleaned NotebookNode or None if it cannot be graded, [notes])
+    """
+    import nbformat
+
+    expected = f"{assignment}.ipynb"
+    if filename != expected:
+        return None, [f"wrongly named notebook {filename!r} (expected {expected}): not graded"]
+    if b"\x00" in raw:
+        return None, ["null bytes in the file: not graded"]
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return None, [f"invalid notebook JSON ({str(exc)[:60]}): not graded"]
+    if "\x00" in json.dumps(data, ensure_ascii=False):
+        return None, ["null bytes in the notebook text: not graded"]
+    try:
+        nb = nbformat.from_dict(data)
+        nbformat.validate(nb)
+        nb = nbformat.reads(json.dumps(data), as_version=4)
+    except Exception as exc:
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return None, [f"not a valid notebook ({text[:60]}): not graded"]
+    notes = []
+    ids = [c.get("id") for c in nb.cells if c.get("id")]
+    if len(ids) != len(set(ids)):
+        notes.append("duplicated cell ids: renumbered")
+        for i, cell in enumerate(nb.cells):
+            cell["id"] = f"cell-{i}"
+    source = _grade_cells(source_nb)
+    released = _grade_cells(release_nb) if release_nb is not None else {}
+    seen = set()
+    for i, cell in enumerate(list(nb.cells)):
+        meta = cell.metadata.get("nbgrader")
+        if not meta or "grade_id" not in meta:
+            continue
+        gid = meta["grade_id"]
+        if gid not in source or gid in seen:
+            del cell.metadata["nbgrader"]
+            notes.append(f"cell {gid!r} not in source/ or repeated: its grading metadata removed")
+            continue
+        seen.add(gid)
+        ref = source[gid]
+        keys = ("grade", "solution", "locked", "points", "task")
+        ref_meta = ref.metadata["nbgrader"]
+        if any(meta.get(k) != ref_meta.get(k) for k in keys) or cell.cell_type != ref.cell_type:
+            notes.append(f"metadata or type of {gid!r} changed: restored from source")
+        if ref.metadata["nbgrader"].get("locked"):
+            shown = released.get(gid, ref)
+            if cell.source != shown.source and gid in test_points(source_nb):
+                notes.append(f"test cell {gid!r} modified: restored from source")
+        if cell.cell_type != ref.cell_type:
+            new = (nbformat.v4.new_code_cell if ref.cell_type == "code"
+                   else nbformat.v4.new_markdown_cell)(cell.source)
+            new["id"] = cell.get("id", f"cell-{i}")
+            nb.cells[i] = cell = new
+        cell.metadata["nbgrader"] = json.loads(json.dumps(ref.metadata["nbgrader"]))
+    for gid in test_points(source_nb):
+        if gid not in seen:
+            notes.append(f"test cell {gid!r} deleted: restored from source")
+    answers = "\n".join(c.source for c in nb.cells if c.cell_type == "code"
+                        and not c.metadata.get("nbgrader", {}).get("locked"))
+    flags = sorted({why for pattern, why in SUSPICIOUS if pattern.search(answers)})
+    if flags:
+        notes.append("suspicious, check by hand: " + ", ".join(flags))
+    nb.metadata["kernelspec"] = source_nb.metadata.get("kernelspec", {})
+    return nb, notes
+
+
+# ------------------------------------------------------------------ grading one
+
+
+def _config_text(course_config, limits):
+    return course_config + f"""
+
+# ---- added by tools/sandbox.py for sandboxed grading
+c.Execute.timeout = {int(limits.cell_timeout)}
+c.Execute.kernel_name = {KERNEL_NAME!r}
+c.OverwriteCells.add_missing_cells = True
+c.LimitOutput.max_lines = {int(limits.max_output_lines)}
+c.LimitOutput.max_traceback = 100
+"""
+
+
+def _kernel_spec(scratch, home, limits_file, drop):
+    argv = [sys.executable, str(Path(__file__).resolve()), "kernel", "--limits", str(limits_file),
+            "--home", str(home), *([] if drop else ["--no-drop"]), "-f", "{connection_file}"]
+    spec = {"argv": argv, "display_name": "Python 3 (sandboxed grading)", "language": "python"}
+    folder = scratch / "jupyter" / "kernels" / KERNEL_NAME
+    folder.mkdir(parents=True)
+    (folder / "kernel.json").write_text(json.dumps(spec, indent=1))
+
+
+def _mask_script(course):
+    lines = ["set -e", "mount --make-rprivate /", "mount -t proc proc /proc",
+             "ip link set lo up 2>/dev/null || true"]
+    roots = {Path(course).resolve(), REPO}
+    for root in sorted(roots):
+        for name in MASKED:
+            if (root / name).is_dir():
+                lines.append(f"mount -t tmpfs -o ro,size=4k none '{root / name}'")
+        for name in MASKED_FILES:
+            if (root / name).is_file():
+                lines.append(f"mount --bind /dev/null '{root / name}'")
+    # The interpreter may live in a private home (pyenv under /root, mode 0700): show the
+    # kernel only that interpreter, on an otherwise empty /root-like folder.
+    prefix = Path(sys.base_prefix).resolve()
+    home = Path(*prefix.parts[:2]) if len(prefix.parts) > 2 else None
+    if home and not os.stat(home).st_mode & 0o001:
+        keep = Path(*prefix.parts[:3])
+        lines += [f"mkdir -p /run/sandbox-keep && mount --bind '{keep}' /run/sandbox-keep",
+                  f"mount -t tmpfs -o mode=0711,size=4k none '{home}'",
+                  f"mkdir -p '{keep}' && mount --bind /run/sandbox-keep '{keep}'"]
+    lines.append('exec "$@"')
+    return "\n".join(lines)
+
+
+def _status_from_notebook(graded_nb, points):
+    """Timeouts, kernel deaths and truncation seen in the autograded notebook."""
+    notes = []
+    for i, cell in enumerate(graded_nb.cells):
+        gid = cell.metadata.get("nbgrader", {}).get("grade_id", f"#{i}")
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                if out.get("ename") == "CellTimeoutError":
+                    notes.append(f"timeout in cell {gid}")
+                elif out.get("ename") in ("DeadKernelError", "DeadKernel"):
+                    notes.append(f"kernel died in cell {gid} (memory/CPU limit or exit?)")
+            if out.get("output_type") == "stream" and TRUNCATED in out.get("text", ""):
+                notes.append(f"output truncated in cell {gid}")
+    return list(dict.fromkeys(notes))
+
+
+def grade_one(notebook, assignment, student, course=REPO, limits=None, keep=False,
+              filename=None):
+    """Grade one student's notebook of one assignment in a scratch course, under limits.
+
+    notebook: path of the submitted .ipynb; course: the course root (its source/ and
+    gradebook.db, which must hold the released assignment); filename: the name the
+    student handed it in under (default: the file's own name)
+    returns a Result
+    """
+    import nbformat
+    from nbgrader.api import Gradebook, MissingEntry
+
+    _alembic_on_path()
+    limits = limits or load_limits()
+    course = Path(course).resolve()
+    start = time.monotonic()
+    source_path = course / "source" / assignment / f"{assignment}.ipynb"
+    source_nb = nbformat.read(source_path, as_version=4)
+    release_path = course / "release" / assignment / f"{assignment}.ipynb"
+    release_nb = nbformat.read(release_path, as_version=4) if release_path.is_file() else None
+    points = test_points(source_nb)
+    max_total = sum(points.values())
+    zero = dict.fromkeys(points, 0.0)
+    raw = Path(notebook).read_bytes()
+    nb, notes = precheck(raw, filename or Path(notebook).name, assignment, source_nb, release_nb)
+    if nb is None:
+        return Result(student, assignment, notes[0], zero, 0.0, max_total,
+                      time.monotonic() - start, graded=False)
+
+    isolate, drop = can_isolate()
+    base = Path(os.environ.get("RNNCOURSE_GRADING_TMP", tempfile.gettempdir()))
+    scratch = Path(tempfile.mkdtemp(prefix="grade-", dir=base))
+    try:
+        os.chmod(scratch, 0o711)
+        (scratch / "nbgrader_config.py").write_text(
+            _config_text((course / "nbgrader_config.py").read_text(), limits))
+        shutil.copytree(course / "source" / assignment, scratch / "source" / assignment)
+        os.chmod(scratch / "source", 0o700)
+        shutil.copy2(course / "gradebook.db", scratch / "gradebook.db")
+        os.chmod(scratch / "gradebook.db", 0o600)
+        sub_dir = scratch / "submitted" / student / assignment
+        sub_dir.mkdir(parents=True)
+        os.chmod(scratch / "submitted", 0o700)
+        nbformat.write(nb, sub_dir / f"{assignment}.ipynb")
+        for private in ("runtime", "jupyter"):
+            (scratch / private).mkdir(mode=0o700)
+        home = scratch / "kernel-home"
+        home.mkdir(mode=0o700)
+        if drop:
+            os.chown(home, NOBODY, NOBODY)
+        limits_file = scratch / "jupyter" / "limits.json"
+        limits_file.write_text(json.dumps(dataclasses.asdict(limits)))
+        _kernel_spec(scratch, home, limits_file, drop)
+        with Gradebook(f"sqlite:///{scratch / 'gradebook.db'}") as gb:
+            gb.update_or_create_student(student)
+            try:
+                gb.remove_submission(assignment, student)
+            except MissingEntry:
+                pass
+
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER", "DASK"))}
+        env.update(JUPYTER_PATH=str(scratch / "jupyter"), JUPYTER_DATA_DIR=str(scratch / "jupyter"),
+                   JUPYTER_RUNTIME_DIR=str(scratch / "runtime"),
+                   JUPYTER_CONFIG_DIR=str(scratch / "runtime"),
+                   PATH=str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", ""))
+        cmd = [sys.executable, "-m", "nbgrader", "autograde", assignment, f"--student={student}",
+               "--log-level=ERROR"]
+        if isolate and not limits.network:
+            cmd = ["unshare", "--net", "--pid", "--fork", "--kill-child", "--mount",
+                   "sh", "-c", _mask_script(course), "sandbox", *cmd]
+        proc = subprocess.Popen(cmd, cwd=scratch, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            log, _ = proc.communicate(timeout=limits.notebook_wall)
+            timed_out = False
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            log, _ = proc.communicate()
+            timed_out = True
+        log = log.decode("utf-8", "replace")
+
+        scores = dict(zero)
+        graded_path = scratch / "autograded" / student / assignment / f"{assignment}.ipynb"
+        if timed_out:
+            notes.append(f"whole-notebook time limit ({limits.notebook_wall} s) hit: not graded")
+        elif graded_path.is_file():
+            try:
+                with Gradebook(f"sqlite:///{scratch / 'gradebook.db'}") as gb:
+                    sub = gb.find_submission_notebook(assignment, assignment, student)
+                    for grade in sub.grades:
+                        if grade.name in points:
+                            got = float(grade.auto_score or 0.0)
+                            scores[grade.name] = min(max(got, 0.0), points[grade.name])
+                graded_nb = nbformat.read(graded_path, as_version=4)
+                notes[:0] = _status_from_notebook(graded_nb, points)
+            except MissingEntry:
+                notes.append("nbgrader recorded no grades: not graded")
+        else:
+            tail = [line for line in log.splitlines() if line.strip()][-1:] or ["no log"]
+            if "Kernel died" in log or "DeadKernel" in log:
+                notes.append("kernel died (memory/CPU limit, os._exit or a kill?): not graded")
+            else:
+                notes.append(f"autograde failed ({tail[0][:80]}): not graded")
+        total = sum(scores.values())
+        status = "; ".join(dict.fromkeys(notes)) or "ok"
+        return Result(student, assignment, status, scores, total, max_total,
+                      time.monotonic() - start, graded=not timed_out)
+    finally:
+        if keep:
+            print(f"scratch kept: {scratch}", file=sys.stderr)
+        else:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+# ------------------------------------------------------------------ the kernel launcher
+
+
+def launch_kernel(connection_file, limits_file, home, drop=True, extra=()):
+    """Run as the kernel spec's argv: rlimits, drop to nobody, exec ipykernel (never returns)."""
+    import resource
+
+    limits = Limits(**json.loads(Path(limits_file).read_text()))
+    info = Path(connection_file).read_text()
+    own = Path(home) / "connection.json"
+    own.write_text(info)
+    env = dict(os.environ)
+    for var in ("HOME", "IPYTHONDIR", "MPLCONFIGDIR", "XDG_CACHE_HOME"):
+        env[var] = str(home)
+    for var in [v for v in env if v.startswith("JUPYTER")]:
+        del env[var]
+    env["JUPYTER_RUNTIME_DIR"] = str(home)
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    mb = 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (limits.memory_mb * mb,) * 2)
+    resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 5))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limits.max_file_mb * mb,) * 2)
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if drop:
+        os.chown(own, NOBODY, NOBODY)
+        resource.setrlimit(resource.RLIMIT_NPROC, (limits.max_processes,) * 2)
+        os.setgroups([])
+        os.setgid(NOBODY)
+        os.setuid(NOBODY)
+    os.execve(sys.executable, [sys.executable, "-m", "ipykernel_launcher", "-f", str(own), *extra],
+              env)
+
+
+# ------------------------------------------------------------------ many, and the gradebook
+
+
+def _job_command(notebook, assignment, student, course, limits):
+    return [sys.executable, str(Path(__file__).resolve()), "grade-one", assignment, student,
+            str(notebook), "--course", str(course), "--limits-json",
+            json.dumps(dataclasses.asdict(limits)), "--json"]
+
+
+def _parse_job(proc, student, assignment, max_total):
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith("{"):
+            return Result(**json.loads(line))
+    tail = (proc.stderr or "").strip().splitlines()[-1:] or ["no output"]
+    return Result(student, assignment, f"grader failed ({tail[0][:80]}): not graded", {}, 0.0,
+                  max_total, graded=False)
+
+
+def grade_batch(jobs, course=REPO, limits=None, workers=None, scheduler=None):
+    """Grade [(student, assignment, notebook path)] in parallel; returns Results in job order.
+
+    workers: local Dask worker processes (default: one per core); 1 grades one after
+    the other in this process. scheduler: a Dask scheduler address (tcp://host:8786)
+    or the DASK_SCHEDULER_ADDRESS environment variable: the jobs run on that cluster,
+    whose workers must see this repository and the course at the same paths.
+    """
+    limits = limits or load_limits()
+    course = Path(course).resolve()
+    scheduler = scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS")
+    cmds = [_job_command(Path(nb).resolve(), a, s, course, limits) for s, a, nb in jobs]
+    if not scheduler and (workers == 1 or len(jobs) <= 1):
+        procs = [subprocess.run(cmd, capture_output=True, text=True) for cmd in cmds]
+    else:
+        from dask.distributed import Client, LocalCluster
+
+        if scheduler:
+            client, cluster = Client(scheduler), None
+        else:
+            cluster = LocalCluster(n_workers=workers or os.cpu_count(), threads_per_worker=1,
+                                   processes=True, dashboard_address=None)
+            client = Client(cluster)
+        try:
+            futures = [client.submit(subprocess.run, cmd, capture_output=True, text=True,
+                                     pure=False, key=f"grade-{s}-{a}-{i}")
+                       for i, (cmd, (s, a, _)) in enumerate(zip(cmds, jobs, strict=True))]
+            procs = client.gather(futures)
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    return [_parse_job(p, s, a, 0.0) for p, (s, a, _) in zip(procs, jobs, strict=True)]
+
+
+def merge_results(results, course=REPO):
+    """Write each Result into the course gradebook: only that student's submission changes."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    _alembic_on_path()
+    with Gradebook(f"sqlite:///{Path(course).resolve() / 'gradebook.db'}") as gb:
+        for r in results:
+            gb.update_or_create_student(r.student)
+            try:
+                gb.find_submission(r.assignment, r.student)
+            except MissingEntry:
+                gb.add_submission(r.assignment, r.student)
+            sub = gb.find_submission_notebook(r.assignment, r.assignment, r.student)
+            for grade in sub.grades:
+                cell = grade.cell
+                if cell.cell_type == "code" and grade.name in r.scores:
+                    grade.auto_score = min(max(float(r.scores[grade.name]), 0.0),
+                                           float(cell.max_score))
+                    grade.needs_manual_grade = False
+                elif grade.name in r.scores:
+                    grade.auto_score = 0.0
+                else:
+                    grade.auto_score = None
+                    grade.needs_manual_grade = True
+            gb.db.commit()
+
+
+def checksum(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+# ------------------------------------------------------------------ command line
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="sandbox", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("grade-one", help="grade one notebook in a sandbox, print the result")
+    p.add_argument("assignment")
+    p.add_argument("student")
+    p.add_argument("notebook")
+    p.add_argument("--course", default=str(REPO))
+    p.add_argument("--limits", default=str(LIMITS_FILE))
+    p.add_argument("--limits-json", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--json", action="store_true", help="print the result as one JSON line")
+    p.add_argument("--keep", action="store_true", help="keep the scratch course (debugging)")
+    p = sub.add_parser("grade", help="grade a folder of submissions in parallel, merge")
+    p.add_argument("assignment")
+    p.add_argument("folder", help="FOLDER/<student id>/<assignment>.ipynb (any name is checked)")
+    p.add_argument("--course", default=str(REPO))
+    p.add_argument("--limits", default=str(LIMITS_FILE))
+    p.add_argument("--workers", type=int, default=None, help="default: one per core")
+    p.add_argument("--scheduler", default=None, help="Dask scheduler address (a real cluster)")
+    p.add_argument("--no-merge", action="store_true", help="print only, gradebook untouched")
+    p = sub.add_parser("kernel", help=argparse.SUPPRESS)
+    p.add_argument("--limits")
+    p.add_argument("--home")
+    p.add_argument("--no-drop", action="store_true")
+    p.add_argument("-f", dest="connection_file")
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "kernel":  # the kernel's extra arguments (log level) go to ipykernel
+        launch_kernel(args.connection_file, args.limits, args.home, drop=not args.no_drop,
+                      extra=extra)
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.command == "grade-one":
+        limits = (Limits(**json.loads(args.limits_json)) if args.limits_json
+                  else load_limits(args.limits))
+        result = grade_one(args.notebook, args.assignment, args.student, args.course, limits,
+                           keep=args.keep)
+        print(json.dumps(dataclasses.asdict(result)) if args.json else result.line())
+        return 0
+    limits = load_limits(args.limits)
+    folder = Path(args.folder)
+    jobs = []
+    for student_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
+        notebooks = sorted(student_dir.rglob("*.ipynb"))
+        if notebooks:
+            jobs.append((student_dir.name, args.assignment, notebooks[0]))
+    start = time.monotonic()
+    results = grade_batch(jobs, args.course, limits, args.workers, args.scheduler)
+    for r in results:
+        print(r.line())
+    if not args.no_merge:
+        merge_results(results, args.course)
+    print(f"graded {len(results)} submissions of {args.assignment} in "
+          f"{time.monotonic() - start:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
