@@ -268,6 +268,8 @@ def _status_from_notebook(graded_nb, points):
             if out.get("output_type") == "error":
                 if out.get("ename") == "CellTimeoutError":
                     notes.append(f"timeout in cell {gid}")
+                elif out.get("ename") == "MemoryError":
+                    notes.append(f"memory limit hit in cell {gid}")
                 elif out.get("ename") in ("DeadKernelError", "DeadKernel"):
                     notes.append(f"kernel died in cell {gid} (memory/CPU limit or exit?)")
             if out.get("output_type") == "stream" and TRUNCATED in out.get("text", ""):
@@ -276,7 +278,7 @@ def _status_from_notebook(graded_nb, points):
 
 
 def grade_one(notebook, assignment, student, course=REPO, limits=None, keep=False,
-              filename=None):
+              filename=None, save_dir=None):
     """Grade one student's notebook of one assignment in a scratch course, under limits.
 
     notebook: path of the submitted .ipynb; course: the course root (its source/ and
@@ -369,6 +371,8 @@ def grade_one(notebook, assignment, student, course=REPO, limits=None, keep=Fals
                             got = float(grade.auto_score or 0.0)
                             scores[grade.name] = min(max(got, 0.0), points[grade.name])
                 graded_nb = nbformat.read(graded_path, as_version=4)
+                if save_dir:
+                    shutil.copy2(graded_path, Path(save_dir) / f"{student}-{assignment}.ipynb")
                 notes[:0] = _status_from_notebook(graded_nb, points)
             except MissingEntry:
                 notes.append("nbgrader recorded no grades: not graded")
@@ -425,10 +429,11 @@ def launch_kernel(connection_file, limits_file, home, drop=True, extra=()):
 # ------------------------------------------------------------------ many, and the gradebook
 
 
-def _job_command(notebook, assignment, student, course, limits):
+def _job_command(notebook, assignment, student, course, limits, save_dir=None):
     return [sys.executable, str(Path(__file__).resolve()), "grade-one", assignment, student,
             str(notebook), "--course", str(course), "--limits-json",
-            json.dumps(dataclasses.asdict(limits)), "--json"]
+            json.dumps(dataclasses.asdict(limits)), "--json",
+            *(["--save-dir", str(save_dir)] if save_dir else [])]
 
 
 def _parse_job(proc, student, assignment, max_total):
@@ -440,7 +445,7 @@ def _parse_job(proc, student, assignment, max_total):
                   max_total, graded=False)
 
 
-def grade_batch(jobs, course=REPO, limits=None, workers=None, scheduler=None):
+def grade_batch(jobs, course=REPO, limits=None, workers=None, scheduler=None, save_dir=None):
     """Grade [(student, assignment, notebook path)] in parallel; returns Results in job order.
 
     workers: local Dask worker processes (default: one per core); 1 grades one after
@@ -451,7 +456,8 @@ def grade_batch(jobs, course=REPO, limits=None, workers=None, scheduler=None):
     limits = limits or load_limits()
     course = Path(course).resolve()
     scheduler = scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS")
-    cmds = [_job_command(Path(nb).resolve(), a, s, course, limits) for s, a, nb in jobs]
+    cmds = [_job_command(Path(nb).resolve(), a, s, course, limits, save_dir)
+            for s, a, nb in jobs]
     if not scheduler and (workers == 1 or len(jobs) <= 1):
         procs = [subprocess.run(cmd, capture_output=True, text=True) for cmd in cmds]
     else:
@@ -521,6 +527,7 @@ def main(argv=None):
     p.add_argument("--limits-json", default=None, help=argparse.SUPPRESS)
     p.add_argument("--json", action="store_true", help="print the result as one JSON line")
     p.add_argument("--keep", action="store_true", help="keep the scratch course (debugging)")
+    p.add_argument("--save-dir", default=None, help="copy the autograded notebook here")
     p = sub.add_parser("grade", help="grade a folder of submissions in parallel, merge")
     p.add_argument("assignment")
     p.add_argument("folder", help="FOLDER/<student id>/<assignment>.ipynb (any name is checked)")
@@ -544,7 +551,7 @@ def main(argv=None):
         limits = (Limits(**json.loads(args.limits_json)) if args.limits_json
                   else load_limits(args.limits))
         result = grade_one(args.notebook, args.assignment, args.student, args.course, limits,
-                           keep=args.keep)
+                           keep=args.keep, save_dir=args.save_dir)
         print(json.dumps(dataclasses.asdict(result)) if args.json else result.line())
         return 0
     limits = load_limits(args.limits)

@@ -1,0 +1,136 @@
+"""The adversarial corpus: each case is built from a fixture submission (reference or
+blank, tests/fixtures/submissions/) plus one small hostile change, so it stays small
+and honest. `honest` is what the honest part of the submission deserves at most;
+`status` is a piece of the one line the instructor must see; `xfail` says why a
+defence is impossible inside nbgrader's single kernel.
+"""
+
+import json
+
+import nbformat
+
+PATCH_ALLCLOSE = "import numpy as np\nnp.allclose = lambda *a, **k: True\n"
+WRONG_STEP = "def step_jacobian(x_t, h_prev, W_x, W_h, b_h):\n    return np.zeros((2, 2))\n"
+LEAK = """import glob, os
+found = []
+for p in ['/work/main/source', '../../../source', os.path.expanduser('~')]:
+    for f in glob.glob(p + '/**/*.ipynb', recursive=True):
+        try:
+            found.append('BEGIN HIDDEN' in open(f).read())
+        except OSError:
+            pass
+print('LEAKED' if any(found) else 'NO-LEAK')
+"""
+WRITE = """import glob, sqlite3
+for p in ['/work/main/gradebook.db', '../../../gradebook.db'] + glob.glob('/tmp/**/gradebook.db',
+                                                                       recursive=True):
+    try:
+        con = sqlite3.connect(p); con.execute('update grade set auto_score = 99'); con.commit()
+        print('WROTE', p)
+    except Exception as exc:
+        print('blocked', type(exc).__name__)
+for p in ['/work/main/source/x.txt', '../../../source/x.txt', '/work/main/tools/sandbox.py']:
+    try:
+        open(p, 'a').write('pwned'); print('WROTE', p)
+    except Exception as exc:
+        print('blocked', type(exc).__name__)
+"""
+NET = """import socket
+try:
+    socket.create_connection(('1.1.1.1', 53), timeout=3); print('CONNECTED')
+except OSError as exc:
+    print('no network:', exc.errno)
+"""
+EQ = """class Always:
+    def __eq__(self, other):
+        return True
+J_at_zero = Always()
+"""
+
+# name: (assignment, base, {answer grade_id: code put first} or a special, honest, status, xfail)
+CASES = {
+    "overwritten_tests": ("jacobian", "blank", "overwrite_tests", 0, "modified", None),
+    "deleted_tests": ("jacobian", "blank", "delete_tests", 0, "deleted", None),
+    "duplicated_ids": ("eigenvalues", "reference", "dup_ids", 12, "duplicated cell ids", None),
+    "changed_points_and_types": ("jacobian", "blank", "change_meta", 0, "restored", None),
+    "infinite_loop": ("jacobian", "reference", {"textbook": "while True:\n    pass\n"}, 8,
+                      "timeout in cell textbook", None),
+    "memory_bomb": ("eigenvalues", "blank",
+                    {"eigenvalues": "x = [bytearray(2**26) for _ in range(10**4)]\n"}, 0,
+                    "memory limit", None),
+    "sys_exit": ("jacobian", "reference", {"textbook": "import sys\nsys.exit(0)\n"}, 9, "", None),
+    "os_exit": ("jacobian", "reference", {"step_jacobian": "import os\nos._exit(0)\n"}, 0,
+                "kernel died", None),
+    "kill_kernel": ("eigenvalues", "reference",
+                    {"eigenvalues": "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n"},
+                    0, "kernel died", None),
+    "megabytes_of_output": ("jacobian", "reference",
+                            {"textbook": "for i in range(60000):\n    print('x' * 80)\n"}, 9,
+                            "output truncated", None),
+    "patched_allclose": ("jacobian", "blank", {"step_jacobian": PATCH_ALLCLOSE + WRONG_STEP}, 0,
+                         "suspicious", "np.allclose patched in the kernel before the tests run "
+                         "cannot be undone by nbgrader: flagged for a human, not prevented"),
+    "patched_np_testing": ("eigenvalues", "blank",
+                           {"eigenvalues": "import numpy as np\n"
+                            "np.testing.assert_allclose = lambda *a, **k: None\n"}, 0,
+                           "suspicious", None),
+    "patched_builtins": ("jacobian", "blank",
+                         {"step_jacobian": "import builtins\nbuiltins.isinstance = "
+                          "lambda *a: True\n" + WRONG_STEP}, 0, "suspicious", None),
+    "eq_always_true": ("jacobian", "blank", {"textbook": EQ}, 0, "suspicious", None),
+    "writes_gradebook_and_source": ("eigenvalues", "blank", {"eigenvalues": WRITE}, 0, "", None),
+    "reads_hidden_tests": ("jacobian", "blank", {"step_jacobian": LEAK}, 0, "", None),
+    "network": ("eigenvalues", "blank", {"eigenvalues": NET}, 0, "", None),
+    "input_call": ("eigenvalues", "reference", {"eigenvalues": "name = input('name? ')\n"}, 12,
+                   "", None),
+    "invalid_json": ("jacobian", "reference", "invalid_json", 0, "invalid notebook JSON", None),
+    "wrong_name": ("eigenvalues", "reference", "wrong_name", 0, "wrongly named", None),
+    "null_bytes": ("jacobian", "reference", "null_bytes", 0, "null bytes", None),
+    "copy_task_os_exit": ("copy_task", "blank", {"copy_task_batch": "import os\nos._exit(3)\n"},
+                          0, "kernel died", None),
+    "copy_task_wrong_name": ("copy_task", "reference", "wrong_name", 0, "wrongly named", None),
+}
+
+
+def _cells(nb):
+    return {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in nb.cells}
+
+
+def make(name, build_submission, course, fixtures):
+    """(file name, bytes) of adversarial case `name`."""
+    assignment, base, change, *_ = CASES[name]
+    nb = build_submission(course / "source" / assignment / f"{assignment}.ipynb",
+                          course / "release" / assignment / f"{assignment}.ipynb",
+                          fixtures / assignment / base)
+    filename = f"{assignment}.ipynb"
+    cells = _cells(nb)
+    tests = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("points")
+             and not c.metadata["nbgrader"].get("solution")]
+    if isinstance(change, dict):
+        for gid, code in change.items():
+            cells[gid].source = code + "\n" + cells[gid].source
+    elif change == "overwrite_tests":
+        for cell in tests:
+            cell.source = "pass"
+    elif change == "delete_tests":
+        nb.cells = [c for c in nb.cells if c not in tests]
+    elif change == "dup_ids":
+        for cell in nb.cells:
+            cell["id"] = "same"
+    elif change == "change_meta":
+        for cell in tests:
+            cell.metadata["nbgrader"]["points"] = 100
+        tests[-1].cell_type = "markdown"
+        tests[-1].pop("outputs", None)
+        tests[-1].pop("execution_count", None)
+        answer = cells["step_jacobian"]
+        answer.metadata["nbgrader"].update(grade=True, solution=False, locked=True, points=50)
+    elif change == "wrong_name":
+        filename = f"{assignment}_final.ipynb"
+    text = json.dumps(nbformat.from_dict(nb), indent=1)
+    if change == "invalid_json":
+        return filename, text[: len(text) // 2].encode()
+    if change == "null_bytes":
+        return filename, text.replace('"cells": [', '"cells": [\n', 1).encode().replace(
+            b"import numpy", b"import\x00numpy", 1)
+    return filename, text.encode()

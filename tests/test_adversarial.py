@@ -1,0 +1,156 @@
+"""The adversarial corpus (tests/adversarial/cases.py), graded as one parallel batch by
+tools/sandbox.py in a temporary course: no undeserved credit, the batch finishes, the
+gradebooks and every other student's grade stay intact, one clear line per case.
+Parallel grading gives the scores sequential grading gives, run after run.
+"""
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = REPO / "tests" / "fixtures" / "submissions"
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(name, REPO / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+sandbox = _load("sandbox")
+_spec = importlib.util.spec_from_file_location("adversarial_cases",
+                                               REPO / "tests" / "adversarial" / "cases.py")
+cases = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(cases)
+CASES, make = cases.CASES, cases.make
+instructor = _load("instructor")
+ISOLATED, _ = sandbox.can_isolate()
+pytestmark = pytest.mark.skipif(not ISOLATED, reason="needs root with unshare (net, pid, "
+                                "mount namespaces) to sandbox student code")
+LIMITS = sandbox.Limits(cell_timeout=10, notebook_wall=150, memory_mb=3072, cpu_seconds=60)
+WATCHED = ["gradebook.db", "source/jacobian/jacobian.ipynb",
+           "source/eigenvalues/eigenvalues.ipynb", "tools/sandbox.py"]
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory):
+    root = tmp_path_factory.mktemp("adv") / "course"
+    root.mkdir()
+    shutil.copy2(REPO / "nbgrader_config.py", root)
+    env = dict(os.environ)
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env["PATH"]
+    for a in ("jacobian", "eigenvalues", "copy_task"):
+        shutil.copytree(REPO / "source" / a, root / "source" / a)
+        subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", a, "--force",
+                        "--log-level=ERROR"], cwd=root, env=env, check=True)
+    return root
+
+
+def _write(folder, student, filename, data):
+    (folder / student).mkdir(parents=True, exist_ok=True)
+    (folder / student / filename).write_bytes(data)
+    return folder / student / filename
+
+
+@pytest.fixture(scope="module")
+def graded(course, tmp_path_factory):
+    """Honest students and every case, one parallel batch, merged into the course gradebook."""
+    folder = tmp_path_factory.mktemp("subs")
+    saved = Path(tempfile.mkdtemp(prefix="adv-graded-"))
+    jobs = []
+    for a in ("jacobian", "eigenvalues"):
+        for student, case in (("ada-honest", "reference"), ("ben-honest", "blank")):
+            nb = instructor.build_submission(course / "source" / a / f"{a}.ipynb",
+                                             course / "release" / a / f"{a}.ipynb",
+                                             FIXTURES / a / case)
+            path = _write(folder, student, f"{a}.ipynb", nb_bytes(nb))
+            jobs.append((student, a, path))
+    for name in CASES:
+        filename, data = make(name, instructor.build_submission, course, FIXTURES)
+        jobs.append((name, CASES[name][0], _write(folder, name, filename, data)))
+    before = {p: sandbox.checksum(REPO / p) for p in WATCHED if (REPO / p).exists()}
+    course_before = sandbox.checksum(course / "source" / "jacobian" / "jacobian.ipynb")
+    results = sandbox.grade_batch(jobs, course, LIMITS, workers=2, save_dir=saved)
+    sandbox.merge_results(results, course)
+    after = {p: sandbox.checksum(REPO / p) for p in WATCHED if (REPO / p).exists()}
+    yield {r.student + "/" + r.assignment: r for r in results}, before, after, course_before, saved
+    shutil.rmtree(saved, ignore_errors=True)
+
+
+def nb_bytes(nb):
+    import nbformat
+
+    return nbformat.writes(nb).encode()
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_adversarial_case_gets_no_undeserved_credit(graded, name):
+    results = graded[0]
+    assignment, _, _, honest, status, xfail = CASES[name]
+    r = results[f"{name}/{assignment}"]
+    print(r.line())
+    assert r.status and "\n" not in r.status
+    assert status in r.status, r.line()
+    if xfail:
+        pytest.xfail(xfail)
+    assert r.total <= honest, r.line()
+
+
+def test_patched_allclose_is_flagged_not_prevented(graded):
+    """nbgrader runs the tests in the student's kernel: a patched np.allclose stays patched."""
+    r = graded[0]["patched_allclose/jacobian"]
+    assert "suspicious" in r.status
+
+
+def test_honest_students_in_the_same_batch_are_untouched(graded, course):
+    results = graded[0]
+    assert results["ada-honest/jacobian"].total == 9
+    assert results["ada-honest/eigenvalues"].total == 12
+    assert results["ben-honest/jacobian"].total == 0
+    with instructor.gradebook(course) as gb:
+        assert gb.find_submission("jacobian", "ada-honest").code_score == 9
+        assert gb.find_submission("eigenvalues", "ada-honest").code_score == 12
+        for name, (assignment, *_rest) in CASES.items():
+            assert gb.find_submission(assignment, name).code_score == results[
+                f"{name}/{assignment}"].total
+
+
+def test_real_repository_and_course_files_are_unchanged(graded, course):
+    _, before, after, course_before, _ = graded
+    assert before == after
+    assert sandbox.checksum(course / "source" / "jacobian" / "jacobian.ipynb") == course_before
+    assert not (REPO / "source" / "x.txt").exists() and not (course / "source" / "x.txt").exists()
+
+
+@pytest.mark.parametrize(("name", "assignment", "forbidden"), [
+    ("reads_hidden_tests", "jacobian", "LEAKED"),
+    ("network", "eigenvalues", "CONNECTED"),
+    ("writes_gradebook_and_source", "eigenvalues", "WROTE"),
+])
+def test_sandbox_blocks_the_attempt(graded, name, assignment, forbidden):
+    text = (graded[4] / f"{name}-{assignment}.ipynb").read_text()
+    assert forbidden not in text
+    assert ("NO-LEAK" in text) or ("no network" in text) or ("blocked" in text)
+
+
+def test_parallel_equals_sequential_and_repeats(course, tmp_path):
+    jobs = []
+    for student, case in (("ada", "reference"), ("cleo", "partial"), ("dev", "transposed")):
+        nb = instructor.build_submission(course / "source/jacobian/jacobian.ipynb",
+                                         course / "release/jacobian/jacobian.ipynb",
+                                         FIXTURES / "jacobian" / case)
+        jobs.append((student, "jacobian", _write(tmp_path, student, "jacobian.ipynb",
+                                                 nb_bytes(nb))))
+    sequential = sandbox.grade_batch(jobs, course, LIMITS, workers=1)
+    parallel = sandbox.grade_batch(jobs, course, LIMITS, workers=2)
+    assert [r.scores for r in sequential] == [r.scores for r in parallel]
+    assert [r.total for r in parallel] == [9, 5, 5]
