@@ -1,0 +1,130 @@
+"""The benchmark command's cheap parts, so that it cannot rot between full runs.
+
+tools/bench.py itself (minutes of notebooks and grading) never runs here: only its pure
+helpers, the BPTT timing on a tiny shape with one repeat, and the report written from
+made-up measurements.
+"""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def load_bench():
+    spec = importlib.util.spec_from_file_location("bench", REPO / "tools" / "bench.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+bench = load_bench()
+
+
+def test_summary_is_the_median_with_min_and_max():
+    stats = bench.summarize([3.0, 1.0, 2.0, 10.0])
+    assert (stats["median"], stats["min"], stats["max"], stats["n"]) == (2.5, 1.0, 10.0, 4)
+    assert bench.summarize([]) is None
+
+
+def test_a_value_is_written_as_median_then_range_and_runs():
+    assert bench.fmt_stats(bench.summarize([12.34, 11.9, 12.8]), "s") == "12.3 s (11.9-12.8, n=3)"
+    assert bench.fmt_stats(bench.summarize([0.5]), "s") == "0.5 s (n=1)"
+    assert bench.fmt_stats(None) == "n/a"
+    assert bench.fmt_num(1234.4) == "1234"
+    assert bench.fmt_num(0.001234) == "1.23e-03"
+
+
+def test_targets_pass_at_the_limit_and_miss_beyond_it():
+    assert bench.verdict(90.0, 90.0) == "PASS"
+    assert bench.verdict(90.1, 90.0) == "MISS"
+    assert bench.verdict(1.6, 1.6, at_least=True) == "PASS"
+    assert bench.verdict(1.59, 1.6, at_least=True) == "MISS"
+    assert bench.verdict(None, 1.0) == "MISS"
+
+
+def test_a_ratio_spans_the_extremes_of_both_sets_of_runs():
+    r = bench.ratio_stats([4.0, 6.0, 5.0], [1.0, 2.0, 2.0])
+    assert r["median"] == pytest.approx(2.5)
+    assert (r["min"], r["max"]) == (pytest.approx(2.0), pytest.approx(6.0))
+
+
+def test_cell_time_comes_from_nbclient_timing_metadata():
+    cell = {"metadata": {"execution": {
+        "iopub.status.busy": "2026-11-21T06:00:00.250000Z",
+        "shell.execute_reply": "2026-11-21T06:00:02.000000Z",
+    }}}
+    assert bench.cell_seconds(cell) == pytest.approx(1.75)
+    assert bench.cell_seconds({"metadata": {}}) is None
+
+
+def test_importtime_lines_give_top_level_packages_only():
+    text = "\n".join([
+        "import time: self [us] | cumulative | imported package",
+        "import time:      1000 |       1500 |     lark.lexer",
+        "import time:       300 |    1778409 |   rfc3987_syntax",
+        "import time:       283 |    1873605 | jsonschema",
+    ])
+    assert bench.parse_importtime(text) == {"rfc3987_syntax": 1.778409, "jsonschema": 1.873605}
+
+
+def test_bptt_timing_runs_on_a_tiny_shape_and_the_two_sides_agree():
+    r = bench.time_bptt(2, 5, 4, np.float64, repeats=1, min_sample=0.0)
+    for side in ("numpy", "torch_nn", "torch_loop"):
+        assert len(r[side]) == 1 and r[side][0] > 0
+    assert r["max_grad_diff"] < 1e-10
+
+
+def made_up_results():
+    """Results shaped as a full run makes them, from invented numbers."""
+    s = bench.summarize
+    bptt = bench.time_bptt(2, 3, 4, np.float32, repeats=1, min_sample=0.0)
+    return {
+        "quick": False, "runs": 3, "load_start": [0.5, 0.4, 0.3], "load_end": [2.0, 1.0, 0.5],
+        "duration_s": 600.0, "notes": ["made up"],
+        "machine": {"cpu": "CPU", "cores": 2, "memory_gb": 8, "os": "os", "python": "3.11",
+                    "torch": "2", "numpy": "2", "nbgrader": "0.9", "nbclient": "0.11",
+                    "commit": "abc", "date": "today"},
+        "notebooks": {"kernel_start": s([1.0]), "notebooks": {"01.ipynb": {
+            "wall": s([95.0, 80.0, 85.0]), "cells_total": s([80.0]),
+            "slowest_cell": {"index": 2, "first_line": "train()", **s([31.0, 29.0, 32.0])},
+            "errors": []}}},
+        "autograde": {"jacobian": {
+            "autograde": s([7.0]), "plain": s([1.0]), "plain_hidden": s([2.0]),
+            "autograde_cells": s([1.5]), "plain_cells": s([0.2]), "no_rfc3987": s([4.5]),
+            "kernel_start": s([0.9]), "ratio": bench.ratio_stats([7.0], [1.0]),
+            "ratio_hidden": bench.ratio_stats([7.0], [2.0]),
+            "ratio_no_rfc3987": bench.ratio_stats([4.5], [1.0]), "score": 9, "max_score": 9}},
+        "imports": {"interpreter": s([0.02]), "nbgrader": s([3.5]),
+                    "packages": {"nbgrader": 3.0, "rfc3987_syntax": 1.7}},
+        "parallel": {"assignment": "jacobian", "students": 20, "workers": 2, "cases": ["a"],
+                     "issue7_command": None, "sequential": s([80.0]), "per_student": s([70.0]),
+                     "per_worker": s([45.0]),
+                     "speedup_per_student": bench.ratio_stats([80.0], [70.0]),
+                     "speedup_per_worker": bench.ratio_stats([80.0], [45.0]),
+                     "same_scores": True},
+        "bptt": [{"N": 32, "T": 100, "H": 64, "dtype": "float64", **bptt}],
+        "copy": [{"steps": 450, "seconds": 2.7, "held_out": 0.5, "limit": 0.56,
+                  "baseline": 0.59, "budget": 2000, "delay": 15, "hidden": 64, "batch": 32,
+                  "lr": 0.02, "seeds": [0, 1]},
+                 {"steps": None, "seconds": 12.0, "held_out": 0.6, "limit": 0.56,
+                  "baseline": 0.59, "budget": 2000, "delay": 15, "hidden": 64, "batch": 32,
+                  "lr": 0.02, "seeds": [1, 1]}],
+    }
+
+
+def test_the_report_states_each_target_with_pass_or_miss():
+    text = bench.render(made_up_results())
+    for heading in ("## Machine", "## 1.", "## 2.", "## 3.", "## 4.", "## 5."):
+        assert heading in text
+    row = next(line for line in text.splitlines() if line.startswith("| 01.ipynb"))
+    assert "85 s (80-95, n=3)" in row and "PASS" in row and "MISS" in row  # wall ok, cell not
+    ag = next(line for line in text.splitlines() if line.startswith("| jacobian | 7 s"))
+    assert "MISS" in ag
+    par = next(line for line in text.splitlines() if line.startswith("| 80 s"))
+    assert par.count("MISS") == 1 and par.count("PASS") == 1  # 1.14x misses, 1.78x passes
+    assert "1 of 2 runs beat the baseline within the budget (MISS)" in text
+    assert "Load average" in text and "[0.5, 0.4, 0.3]" in text
