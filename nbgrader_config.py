@@ -32,6 +32,10 @@ c.ExecutePreprocessor.timeout = 150
 c.IgnorePattern.enabled = True
 c.IgnorePattern.pattern = r"\b\w*Warning: "
 
+# The kernel's own log (a notice that it talks to nbgrader over local TCP, once per
+# submission) says nothing about the student's work: keep it to errors.
+c.Execute.extra_arguments = ["--IPKernelApp.log_level=ERROR"]
+
 # Feedback: hidden tests stay hidden. The source of hidden test regions is cut
 # from the feedback, and in test cells that have hidden tests, an error shows its
 # name and message only, since a traceback quotes the code around the failing line.

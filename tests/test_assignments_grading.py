@@ -11,6 +11,7 @@ import csv
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -221,6 +222,25 @@ def test_a_python_warning_does_not_cost_points(cell_scores):
         torch.tensor(torch.as_tensor([0.5]), dtype=torch.float64)
     assert any(issubclass(w.category, UserWarning) for w in caught), "torch still warns here"
     assert cell_scores["eve-alternative", "jacobian"]["test_step_jacobian"] == 3
+
+
+def test_without_the_warning_filter_that_answer_would_lose_points(demo, tmp_path):
+    """The same submission, autograded in a copy of the course with IgnorePattern off."""
+    root, _ = demo
+    copy = tmp_path / "no-filter"
+    shutil.copytree(root, copy)
+    config = copy / "nbgrader_config.py"
+    on, off = "c.IgnorePattern.enabled = True", "c.IgnorePattern.enabled = False"
+    assert on in config.read_text()
+    config.write_text(config.read_text().replace(on, off))
+    instructor.nbgrader(
+        copy, "autograde", "jacobian", "--student", "eve-alternative", "--force",
+        "--log-level=ERROR",
+    )
+    with instructor.gradebook(copy) as gb:
+        nb = gb.find_submission_notebook("jacobian", "jacobian", "eve-alternative")
+        lost = {g.name: g.score for g in nb.grades if g.name in FULL["jacobian"]}
+    assert lost["test_step_jacobian"] == 0, "stderr in a test cell scores 0 in plain nbgrader"
 
 
 @pytest.mark.parametrize("student", ["ada-reference", "eve-alternative"])
