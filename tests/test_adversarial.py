@@ -105,6 +105,12 @@ def test_adversarial_case_gets_no_undeserved_credit(graded, name):
     assert r.total <= honest, r.line()
 
 
+def test_every_case_has_one_line_for_the_instructor(graded):
+    lines = [r.line() for r in graded[0].values()]
+    print("\n" + "\n".join(lines))
+    assert all("\n" not in line for line in lines)
+
+
 def test_patched_allclose_is_flagged_not_prevented(graded):
     """nbgrader runs the tests in the student's kernel: a patched np.allclose stays patched."""
     r = graded[0]["patched_allclose/jacobian"]

@@ -166,7 +166,8 @@ def precheck(raw, filename, assignment, source_nb, release_nb=None):
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return None, [f"not a valid notebook ({text[:60]}): not graded"]
     notes = []
-    ids = [c.get("id") for c in nb.cells if c.get("id")]
+    cells = data.get("cells", []) if isinstance(data, dict) else []
+    ids = [c.get("id") for c in cells if isinstance(c, dict) and c.get("id")]
     if len(ids) != len(set(ids)):
         notes.append("duplicated cell ids: renumbered")
         for i, cell in enumerate(nb.cells):
@@ -557,8 +558,11 @@ def main(argv=None):
     limits = load_limits(args.limits)
     folder = Path(args.folder)
     jobs = []
-    for student_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
-        notebooks = sorted(student_dir.rglob("*.ipynb"))
+    dirs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    nbgrader_layout = any((d / args.assignment).is_dir() for d in dirs)  # submitted/
+    for student_dir in dirs:
+        where = student_dir / args.assignment if nbgrader_layout else student_dir
+        notebooks = sorted(n for n in where.rglob("*.ipynb") if ".ipynb_checkpoints" not in n.parts)
         if notebooks:
             jobs.append((student_dir.name, args.assignment, notebooks[0]))
     start = time.monotonic()
