@@ -99,21 +99,3 @@ grade: setup
 .PHONY: bench
 
 bench: setup
-	$(PY) tools/bench.py
-
-# ---------------------------------------------------------------------------
-# Safe parallel autograde (tools/sandbox.py; limits in grading_limits.toml).
-# Each submission is graded in its own scratch course: no network, the kernel runs as
-# user nobody under rlimits, the course's secrets hidden; scores merged into gradebook.db.
-#   make grade ASSIGNMENT=jacobian [FROM=submitted] [WORKERS=2] [SCHEDULER=tcp://host:8786]
-# FROM holds one folder per student id with that student's notebook inside (default:
-# nbgrader's submitted/, i.e. submitted/<student>/<assignment>/<assignment>.ipynb).
-# SCHEDULER (or DASK_SCHEDULER_ADDRESS) sends the jobs to a running Dask cluster whose
-# workers run as root and see this repository at the same path.
-WORKERS ?=
-SCHEDULER ?=
-.PHONY: grade
-grade: setup
-	@test -n "$(ASSIGNMENT)" || { echo "usage: make grade ASSIGNMENT=jacobian [WORKERS=2]"; exit 2; }
-	$(PY) tools/sandbox.py grade $(ASSIGNMENT) "$(or $(FROM),submitted)" \
-		$(if $(WORKERS),--workers $(WORKERS),) $(if $(SCHEDULER),--scheduler $(SCHEDULER),)
