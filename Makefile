@@ -99,3 +99,4 @@ grade: setup
 .PHONY: bench
 
 bench: setup
+	$(PY) tools/bench.py
