@@ -271,6 +271,12 @@ def _status_from_notebook(graded_nb, points):
                     notes.append(f"timeout in cell {gid}")
                 elif out.get("ename") == "MemoryError":
                     notes.append(f"memory limit hit in cell {gid}")
+                elif out.get("ename") == "SystemExit":
+                    notes.append(f"sys.exit() in cell {gid}: grading went on")
+                elif out.get("ename") == "StdinNotImplementedError":
+                    notes.append(f"input() in cell {gid}: no keyboard while grading")
+                elif out.get("ename") in ("PermissionError", "ReadOnlyFileSystemError"):
+                    notes.append(f"blocked file access in cell {gid}")
                 elif out.get("ename") in ("DeadKernelError", "DeadKernel"):
                     notes.append(f"kernel died in cell {gid} (memory/CPU limit or exit?)")
             if out.get("output_type") == "stream" and TRUNCATED in out.get("text", ""):
@@ -468,7 +474,7 @@ def grade_batch(jobs, course=REPO, limits=None, workers=None, scheduler=None, sa
             client, cluster = Client(scheduler), None
         else:
             cluster = LocalCluster(n_workers=workers or os.cpu_count(), threads_per_worker=1,
-                                   processes=True, dashboard_address=None)
+                                   processes=True, dashboard_address=":0")
             client = Client(cluster)
         try:
             futures = [client.submit(subprocess.run, cmd, capture_output=True, text=True,
