@@ -36,7 +36,7 @@ instructor = _load("instructor")
 ISOLATED, _ = sandbox.can_isolate()
 pytestmark = pytest.mark.skipif(not ISOLATED, reason="needs root with unshare (net, pid, "
                                 "mount namespaces) to sandbox student code")
-LIMITS = sandbox.Limits(cell_timeout=10, notebook_wall=150, memory_mb=3072, cpu_seconds=60)
+LIMITS = sandbox.Limits(cell_timeout=30, notebook_wall=150, memory_mb=3072, cpu_seconds=60)
 HONEST = {"jacobian": [("ada-honest", "reference"), ("ben-honest", "blank"),
                        ("dev-honest", "transposed")],
           "eigenvalues": [("ada-honest", "reference"), ("ben-honest", "blank")]}

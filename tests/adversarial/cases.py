@@ -6,35 +6,39 @@ defence is impossible inside nbgrader's single kernel.
 """
 
 import json
+from pathlib import Path
 
 import nbformat
+
+# The checkout under test, wherever it was cloned: the attacks aim at its own files.
+REPO = str(Path(__file__).resolve().parents[2])
 
 PATCH_ALLCLOSE = "import numpy as np\nnp.allclose = lambda *a, **k: True\n"
 WRONG_STEP = "def step_jacobian(x_t, h_prev, W_x, W_h, b_h):\n    return np.zeros((2, 2))\n"
 LEAK = """import glob, os
 found = []
-for p in ['/work/main/source', '../../../source', os.path.expanduser('~')]:
+for p in ['REPO/source', '../../../source', os.path.expanduser('~')]:
     for f in glob.glob(p + '/**/*.ipynb', recursive=True):
         try:
             found.append('BEGIN HIDDEN' in open(f).read())
         except OSError:
             pass
 print('LEAKED' if any(found) else 'NO-LEAK')
-"""
+""".replace("REPO", REPO)
 WRITE = """import glob, sqlite3
-for p in ['/work/main/gradebook.db', '../../../gradebook.db'] + glob.glob('/tmp/**/gradebook.db',
+for p in ['REPO/gradebook.db', '../../../gradebook.db'] + glob.glob('/tmp/**/gradebook.db',
                                                                        recursive=True):
     try:
         con = sqlite3.connect(p); con.execute('update grade set auto_score = 99'); con.commit()
         print('WROTE', p)
     except Exception as exc:
         print('blocked', type(exc).__name__)
-for p in ['/work/main/source/x.txt', '../../../source/x.txt', '/work/main/tools/sandbox.py']:
+for p in ['REPO/source/x.txt', '../../../source/x.txt', 'REPO/tools/sandbox.py']:
     try:
         open(p, 'a').write('pwned'); print('WROTE', p)
     except Exception as exc:
         print('blocked', type(exc).__name__)
-"""
+""".replace("REPO", REPO)
 NET = """import socket
 try:
     socket.create_connection(('1.1.1.1', 53), timeout=3); print('CONNECTED')
