@@ -237,6 +237,17 @@ _ERRORS = f"""(path) => {{
 }}"""
 
 
+_FIRST_UNRUN = f"""(path) => {{
+  const cells = ({_NB})(path).content.model.cells;
+  for (let i = 0; i < cells.length; i++) {{
+    const cell = cells.get(i);
+    if (cell.type === 'code' && cell.executionCount === null
+        && cell.sharedModel.getSource().trim() !== '') return i;
+  }}
+  return -1;
+}}"""
+
+
 class Notebooks:
     """Open and run notebooks one at a time in one browser, one kernel at a time."""
 
@@ -283,31 +294,30 @@ class Notebooks:
         return self.run_all(path)
 
     def run_on_past_errors(self, run):
-        """After Run All stopped at an error, run the cells below it, and so on to the end.
+        """After Run All stopped at an error, run the cells it skipped, to the end.
 
-        Every cell then runs once, so every error of the notebook is seen, not
-        just the first. The added time counts into the notebook's run time.
+        A cell that raises makes the kernel abort the executions queued behind it, so
+        after Run All some cells never ran (no execution count). Which ones depends on
+        timing: on a busy machine a later cell can run while an earlier one was
+        aborted. So: run all below the first cell that never ran, again until every
+        code cell has run once; every error of the notebook is then seen. The added
+        time counts into the notebook's run time.
         """
         start = time.monotonic()
         page = run.page
-        seen = {e.cell for e in run.errors}
-        while run.errors:
-            last = max(e.cell for e in run.errors)
-            n_cells = page.evaluate(f"(p) => ({_NB})(p).content.model.cells.length", run.path)
-            if last + 1 >= n_cells:
-                break
+        first = page.evaluate(_FIRST_UNRUN, run.path)
+        while first >= 0:
             page.evaluate(_WATCH_RUN, ["notebook:run-all-below"])
             page.evaluate(
                 f"""([p, i]) => {{ const w = ({_NB})(p); w.content.activeCellIndex = i;
                      window.jupyterapp.commands.execute('notebook:run-all-below'); }}""",
-                [run.path, last + 1])
+                [run.path, first])
             self._wait_for_run(run)
-            errors = self.errors(run)
-            new = [e for e in errors if e.cell not in seen]
-            seen |= {e.cell for e in new}
-            run.errors = errors
-            if not new:
+            after = page.evaluate(_FIRST_UNRUN, run.path)
+            if after == first:  # the cell did not run at all: stop rather than spin
                 break
+            first = after
+        run.errors = self.errors(run)
         run.run_s += time.monotonic() - start
         self.times[run.path] = (run.open_s, run.run_s)
         return run
