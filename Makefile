@@ -17,6 +17,11 @@ setup: $(STAMP)
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -r requirements.txt
+	# jupyter-events asks for jsonschema[format-nongpl], which pulls in rfc3987-syntax; jsonschema
+	# then imports it in every Jupyter process, and building its 38 Lark parsers takes 1.4 s
+	# (of nbgrader's 3.0 s import, benchmarks/RESULTS.md). No schema we use has the iri formats
+	# it checks, and pip check stays clean without it.
+	$(PY) -m pip uninstall --quiet -y rfc3987-syntax lark
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	$(PY) -m pip check
 	touch $@
