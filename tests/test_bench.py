@@ -95,17 +95,20 @@ def made_up_results():
             "errors": []}}},
         "autograde": {"jacobian": {
             "autograde": s([7.0]), "plain": s([1.0]), "plain_hidden": s([2.0]),
-            "autograde_cells": s([1.5]), "plain_cells": s([0.2]), "no_rfc3987": s([4.5]),
-            "kernel_start": s([0.9]), "ratio": bench.ratio_stats([7.0], [1.0]),
-            "ratio_hidden": bench.ratio_stats([7.0], [2.0]),
-            "ratio_no_rfc3987": bench.ratio_stats([4.5], [1.0]), "score": 9, "max_score": 9}},
-        "imports": {"interpreter": s([0.02]), "nbgrader": s([3.5]),
-                    "packages": {"nbgrader": 3.0, "rfc3987_syntax": 1.7}},
+            "autograde_cells": s([1.5]), "plain_cells": s([0.2]), "kernel_start": s([0.9]),
+            "batch": s([2.8]), "batch_size": 5, "ratio": bench.ratio_stats([7.0], [2.0]),
+            "ratio_batch": bench.ratio_stats([2.8], [2.0]),
+            "ratio_as_handed_in": bench.ratio_stats([7.0], [1.0]), "score": 9,
+            "batch_scores": [9], "max_score": 9}},
+        "imports": {"interpreter": s([0.02]), "nbgrader": s([1.2]),
+                    "packages": {"nbgrader": 1.0}},
         "parallel": {"assignment": "jacobian", "students": 20, "workers": 2, "cases": ["a"],
-                     "main_way": "issue7", "sequential": s([80.0]), "issue7": s([70.0]),
-                     "per_worker": s([45.0]), "one_sandboxed": s([9.0]),
-                     "speedup": bench.ratio_stats([80.0], [70.0]),
-                     "speedup_per_worker": bench.ratio_stats([80.0], [45.0]),
+                     "nbgrader_seq": s([80.0]), "nbgrader_par": s([45.0]),
+                     "sandbox_seq": s([100.0]), "sandbox_par": s([70.0]),
+                     "speedup_nbgrader": bench.ratio_stats([80.0], [45.0]),
+                     "speedup_sandbox": bench.ratio_stats([100.0], [70.0]),
+                     "isolation_cost": bench.ratio_stats([100.0], [80.0]),
+                     "sandbox_par_vs_nbgrader_seq": bench.ratio_stats([80.0], [70.0]),
                      "same_scores": True, "different_scores": [],
                      "sandbox_profile": {"wall": 20.0, "profiled_total": 19.0, "top": [],
                                          "parts": {"grade_one, the whole submission": 19.0}}},
@@ -126,11 +129,12 @@ def test_the_report_states_each_target_with_pass_or_miss():
     row = next(line for line in text.splitlines() if line.startswith("| 01.ipynb"))
     assert "85 s (80-95, n=3)" in row and "PASS" in row and "MISS" in row  # wall ok, cell not
     ag = next(line for line in text.splitlines() if line.startswith("| jacobian | 7 s"))
-    assert "MISS" in ag
-    issue7 = next(line for line in text.splitlines() if line.startswith("| parallel, issue 7"))
-    assert "1.14" in issue7 and "MISS" in issue7
-    per_worker = next(line for line in text.splitlines() if "one process per worker |" in line)
-    assert "1.78" in per_worker and "PASS" in per_worker
+    assert "| 3.5 (n=1) | MISS |" in ag and "| 1.4 (n=1) | PASS |" in ag  # one-off, batch
+    sandboxed = next(line for line in text.splitlines() if line.startswith("| sandboxed |"))
+    assert "1.43" in sandboxed and "MISS" in sandboxed
+    plain = next(line for line in text.splitlines() if line.startswith("| nbgrader |"))
+    assert "1.78" in plain and "PASS" in plain
+    assert "rfc3987_syntax whenever it is installed" in text  # absent from the imports
     assert "19.00 s  grade_one, the whole submission" in text
     assert "1 of 2 runs beat the baseline within the budget (MISS)" in text
     assert "Load average" in text and "[0.5, 0.4, 0.3]" in text

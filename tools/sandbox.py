@@ -14,13 +14,16 @@ How one submission is graded (grade_one):
 2. A fresh scratch course (mode 0711) gets its own nbgrader_config.py (the course's,
    plus the limits), source/ and a copy of the course gradebook (both root-only, 0700/
    0600), and the cleaned notebook in submitted/.
-3. `nbgrader autograde` runs there in a child: `unshare --net --pid --mount`, so no
-   network (only a private loopback), every process it starts dies with it, and the
-   course's source/, tests/, submitted/, autograded/, feedback/, .git and gradebook.db
-   are hidden under empty mounts. The whole child is killed after notebook_wall seconds.
+3. `nbgrader autograde` runs there in a child forked from a zygote (a process that
+   imported nbgrader once; see "the zygote" below), which enters new network, PID and
+   mount namespaces (unshare(2)): no network (only a private loopback), every process
+   it starts dies with it, and the course's source/, tests/, submitted/, autograded/,
+   feedback/, .git and gradebook.db are hidden under empty mounts. The whole child is
+   killed after notebook_wall seconds.
 4. The kernel is started through a dedicated kernel spec (forced: the notebook's own
    kernelspec is ignored) whose launcher drops to user nobody and sets rlimits
-   (address space, CPU seconds, file size, processes) before exec'ing ipykernel.
+   (address space, CPU seconds, file size, processes) and its thread count before
+   exec'ing ipykernel.
 5. The scratch gradebook is read back: per test cell auto scores, clamped to the points
    of the course gradebook, and a one-line status for the instructor.
 
@@ -29,15 +32,18 @@ the parent, one student at a time, touching only that student's submission.
 """
 
 import argparse
+import atexit
 import dataclasses
 import hashlib
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import tomllib
 from pathlib import Path
@@ -72,6 +78,7 @@ class Limits:
     max_output_lines: int = 1000
     max_file_mb: int = 64
     max_processes: int = 512
+    kernel_threads: int = 1
     network: bool = False
 
 
@@ -236,7 +243,7 @@ def _kernel_spec(scratch, home, limits_file, drop):
     (folder / "kernel.json").write_text(json.dumps(spec, indent=1))
 
 
-def _mask_script(course):
+def _mask_script(course, exec_args=True):
     lines = ["set -e", "mount --make-rprivate /", "mount -t proc proc /proc",
              "ip link set lo up 2>/dev/null || true"]
     roots = {Path(course).resolve(), REPO}
@@ -256,7 +263,8 @@ def _mask_script(course):
         lines += [f"mkdir -p /run/sandbox-keep && mount --bind '{keep}' /run/sandbox-keep",
                   f"mount -t tmpfs -o mode=0711,size=4k none '{home}'",
                   f"mkdir -p '{keep}' && mount --bind /run/sandbox-keep '{keep}'"]
-    lines.append('exec "$@"')
+    if exec_args:
+        lines.append('exec "$@"')
     return "\n".join(lines)
 
 
@@ -349,21 +357,15 @@ def grade_one(notebook, assignment, student, course=REPO, limits=None, keep=Fals
                    JUPYTER_RUNTIME_DIR=str(scratch / "runtime"),
                    JUPYTER_CONFIG_DIR=str(scratch / "runtime"),
                    PATH=str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", ""))
-        cmd = [sys.executable, "-m", "nbgrader", "autograde", assignment, f"--student={student}",
-               "--log-level=ERROR"]
-        if isolate and not limits.network:
-            cmd = ["unshare", "--net", "--pid", "--fork", "--kill-child", "--mount",
-                   "sh", "-c", _mask_script(course), "sandbox", *cmd]
-        proc = subprocess.Popen(cmd, cwd=scratch, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            log, _ = proc.communicate(timeout=limits.notebook_wall)
-            timed_out = False
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-            log, _ = proc.communicate()
-            timed_out = True
-        log = log.decode("utf-8", "replace")
+        argv = ["nbgrader", "autograde", assignment, f"--student={student}", "--log-level=ERROR"]
+        isolated = isolate and not limits.network
+        reply = _run_in_zygote(
+            {"scratch": str(scratch), "env": env, "argv": argv, "isolate": isolated,
+             "mask": _mask_script(course, exec_args=False) if isolated else None,
+             "timeout": limits.notebook_wall, "log": str(scratch / "autograde.log")})
+        timed_out = reply["timed_out"]
+        log_path = scratch / "autograde.log"
+        log = log_path.read_text("utf-8", "replace") if log_path.is_file() else ""
 
         scores = dict(zero)
         graded_path = scratch / "autograded" / student / assignment / f"{assignment}.ipynb"
@@ -400,6 +402,161 @@ def grade_one(notebook, assignment, student, course=REPO, limits=None, keep=Fals
             shutil.rmtree(scratch, ignore_errors=True)
 
 
+# ------------------------------------------------------------------ the zygote
+#
+# Starting `nbgrader autograde` as a new process costs Python's start and 1.2 s of imports
+# per submission (benchmarks/RESULTS.md). A zygote is a single-threaded process that has
+# imported nbgrader once and forks one child per submission: the child enters the
+# namespaces (unshare(2) through libc), masks the secrets, and runs nbgrader's autograde
+# app in the fork, so every submission starts with the imports already done.
+
+CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWNET = 0x00020000, 0x20000000, 0x40000000
+PR_SET_PDEATHSIG = 1
+_ZYGOTES = []  # idle zygotes of this process
+_ZYGOTE_LOCK = threading.Lock()
+
+
+def _libc():
+    import ctypes
+
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _die_with_parent():
+    _libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def _unshare(flags):
+    import ctypes
+
+    if _libc().unshare(flags) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"unshare: {os.strerror(err)}")
+
+
+def _zygote_child(req):
+    """In the forked child: namespaces, masks, then nbgrader autograde. Never returns."""
+    code = 1
+    try:
+        os.setsid()
+        fd = os.open(req["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+        _die_with_parent()
+        if req["isolate"]:
+            _unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID)
+            pid = os.fork()  # the new PID namespace holds the children of this process
+            if pid:
+                _, status = os.waitpid(pid, 0)
+                code = os.waitstatus_to_exitcode(status)
+                os._exit(code if code >= 0 else 128 - code)
+            _die_with_parent()  # PID 1 of the namespace: when it dies, everything in it dies
+            subprocess.run(["sh", "-c", req["mask"]], check=True)
+        os.chdir(req["scratch"])
+        os.environ.clear()
+        os.environ.update(req["env"])
+        sys.argv = list(req["argv"])
+        from nbgrader.apps.nbgraderapp import NbGraderApp
+
+        try:
+            NbGraderApp.launch_instance(argv=req["argv"][1:])
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:  # noqa: BLE001 - the child must always reach os._exit
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _zygote_serve(req):
+    """Fork a child for one request and wait for it, at most req['timeout'] seconds."""
+    pid = os.fork()
+    if pid == 0:
+        _zygote_child(req)
+    deadline = time.monotonic() + req["timeout"]
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return {"rc": os.waitstatus_to_exitcode(status), "timed_out": False}
+        if time.monotonic() > deadline:
+            os.killpg(pid, signal.SIGKILL)  # the child's session: it and its namespace's PID 1
+            os.waitpid(pid, 0)
+            return {"rc": None, "timed_out": True}
+        time.sleep(0.02)
+
+
+def zygote_main():
+    """`sandbox.py zygote`: import nbgrader, then serve one JSON request per stdin line."""
+    import nbclient  # noqa: F401
+    import nbgrader.apps.autogradeapp  # noqa: F401
+    import nbgrader.apps.nbgraderapp  # noqa: F401
+    import nbgrader.converters.autograde  # noqa: F401
+    import nbgrader.preprocessors  # noqa: F401
+    from jupyter_client import manager  # noqa: F401
+
+    print("ready", flush=True)
+    for line in sys.stdin:  # EOF: the process that started us is gone
+        print(json.dumps(_zygote_serve(json.loads(line))), flush=True)
+    return 0
+
+
+class _Zygote:
+    def __init__(self):
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER", "DASK"))}
+        self.proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "zygote"],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                     env=env, cwd="/")
+        first = self.proc.stdout.readline().strip()
+        if first != "ready":
+            self.proc.kill()
+            raise RuntimeError(f"the grading zygote did not start (said {first!r})")
+
+    def run(self, req):
+        self.proc.stdin.write(json.dumps(req) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError("the grading zygote died")
+        return json.loads(line)
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def _run_in_zygote(req):
+    """Run one autograde request in an idle zygote of this process (started if none)."""
+    with _ZYGOTE_LOCK:
+        zygote = _ZYGOTES.pop() if _ZYGOTES else None
+    if zygote is None or zygote.proc.poll() is not None:
+        zygote = _Zygote()
+    try:
+        reply = zygote.run(req)
+    except BaseException:
+        zygote.close()
+        raise
+    with _ZYGOTE_LOCK:
+        _ZYGOTES.append(zygote)
+    return reply
+
+
+@atexit.register
+def _close_zygotes():
+    with _ZYGOTE_LOCK:
+        while _ZYGOTES:
+            _ZYGOTES.pop().close()
+
+
 # ------------------------------------------------------------------ the kernel launcher
 
 
@@ -418,6 +575,8 @@ def launch_kernel(connection_file, limits_file, home, drop=True, extra=()):
         del env[var]
     env["JUPYTER_RUNTIME_DIR"] = str(home)
     env["PYTHONDONTWRITEBYTECODE"] = "1"
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[var] = str(limits.kernel_threads)
     mb = 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (limits.memory_mb * mb,) * 2)
     resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 5))
@@ -436,20 +595,38 @@ def launch_kernel(connection_file, limits_file, home, drop=True, extra=()):
 # ------------------------------------------------------------------ many, and the gradebook
 
 
-def _job_command(notebook, assignment, student, course, limits, save_dir=None):
-    return [sys.executable, str(Path(__file__).resolve()), "grade-one", assignment, student,
-            str(notebook), "--course", str(course), "--limits-json",
-            json.dumps(dataclasses.asdict(limits)), "--json",
-            *(["--save-dir", str(save_dir)] if save_dir else [])]
+class _Call:
+    """Pickles as a call: unpickling it runs fn(*args) and gives the result."""
+
+    def __init__(self, fn, *args):
+        self.fn, self.args = fn, args
+
+    def __reduce__(self):
+        return self.fn, self.args
 
 
-def _parse_job(proc, student, assignment, max_total):
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith("{"):
-            return Result(**json.loads(line))
-    tail = (proc.stderr or "").strip().splitlines()[-1:] or ["no output"]
-    return Result(student, assignment, f"grader failed ({tail[0][:80]}): not graded", {}, 0.0,
-                  max_total, graded=False)
+def _worker_grade(sandbox_file, kwargs):
+    """A Dask task: grade_one of this file, loaded once per worker (its zygote stays warm)."""
+    import importlib.util
+
+    module = sys.modules.get("rnncourse_sandbox")
+    if module is None:
+        spec = importlib.util.spec_from_file_location("rnncourse_sandbox", sandbox_file)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["rnncourse_sandbox"] = module
+        spec.loader.exec_module(module)
+    return module._grade_safely(**kwargs)
+
+
+def _grade_safely(notebook, assignment, student, course, limits, save_dir=None):
+    """grade_one as a dict; a failure of the grader itself becomes an ungraded Result."""
+    try:
+        result = grade_one(notebook, assignment, student, course, Limits(**limits),
+                           save_dir=save_dir)
+    except Exception as exc:  # noqa: BLE001 - one broken grading must not stop the batch
+        result = Result(student, assignment, f"grader failed ({str(exc)[:80]}): not graded",
+                        {}, 0.0, 0.0, graded=False)
+    return dataclasses.asdict(result)
 
 
 def grade_batch(jobs, course=REPO, limits=None, workers=None, scheduler=None, save_dir=None):
@@ -459,33 +636,42 @@ def grade_batch(jobs, course=REPO, limits=None, workers=None, scheduler=None, sa
     the other in this process. scheduler: a Dask scheduler address (tcp://host:8786)
     or the DASK_SCHEDULER_ADDRESS environment variable: the jobs run on that cluster,
     whose workers must see this repository and the course at the same paths.
+    Each worker process keeps one zygote (see above), so nbgrader is imported once per
+    worker, not once per submission.
     """
     limits = limits or load_limits()
     course = Path(course).resolve()
     scheduler = scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS")
-    cmds = [_job_command(Path(nb).resolve(), a, s, course, limits, save_dir)
-            for s, a, nb in jobs]
+    tasks = [dict(notebook=str(Path(nb).resolve()), assignment=a, student=s, course=str(course),
+                  limits=dataclasses.asdict(limits),
+                  save_dir=str(save_dir) if save_dir else None) for s, a, nb in jobs]
     if not scheduler and (workers == 1 or len(jobs) <= 1):
-        procs = [subprocess.run(cmd, capture_output=True, text=True) for cmd in cmds]
-    else:
-        from dask.distributed import Client, LocalCluster
+        return [Result(**_grade_safely(**task)) for task in tasks]
+    import cloudpickle
+    from dask.distributed import Client, LocalCluster
 
-        if scheduler:
-            client, cluster = Client(scheduler), None
-        else:
-            cluster = LocalCluster(n_workers=workers or os.cpu_count(), threads_per_worker=1,
-                                   processes=True, dashboard_address=":0")
-            client = Client(cluster)
-        try:
-            futures = [client.submit(subprocess.run, cmd, capture_output=True, text=True,
-                                     pure=False, key=f"grade-{s}-{a}-{i}")
-                       for i, (cmd, (s, a, _)) in enumerate(zip(cmds, jobs, strict=True))]
-            procs = client.gather(futures)
-        finally:
-            client.close()
-            if cluster is not None:
-                cluster.close()
-    return [_parse_job(p, s, a, 0.0) for p, (s, a, _) in zip(procs, jobs, strict=True)]
+    if __name__ != "__main__":  # loaded by path (tests, bench): workers cannot import it
+        cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    if scheduler:
+        client, cluster = Client(scheduler), None
+    else:
+        cluster = LocalCluster(n_workers=workers or os.cpu_count(), threads_per_worker=1,
+                               processes=True, dashboard_address=":0")
+        client = Client(cluster)
+    try:
+        # Dask pickles a task's function by reference when plain pickle can, and a worker
+        # cannot import this file by name: each task is a cloudpickle blob (the function by
+        # value) whose unpickling on the worker is the call itself.
+        here = str(Path(__file__).resolve())
+        futures = [client.submit(cloudpickle.loads,
+                                 cloudpickle.dumps(_Call(_worker_grade, here, task)), pure=False,
+                                 key=f"grade-{task['student']}-{task['assignment']}-{i}")
+                   for i, task in enumerate(tasks)]
+        return [Result(**d) for d in client.gather(futures)]
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
 
 
 def merge_results(results, course=REPO):
@@ -543,6 +729,7 @@ def main(argv=None):
     p.add_argument("--workers", type=int, default=None, help="default: one per core")
     p.add_argument("--scheduler", default=None, help="Dask scheduler address (a real cluster)")
     p.add_argument("--no-merge", action="store_true", help="print only, gradebook untouched")
+    sub.add_parser("zygote", help=argparse.SUPPRESS)
     p = sub.add_parser("kernel", help=argparse.SUPPRESS)
     p.add_argument("--limits")
     p.add_argument("--home")
@@ -554,6 +741,8 @@ def main(argv=None):
                       extra=extra)
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.command == "zygote":
+        return zygote_main()
     if args.command == "grade-one":
         limits = (Limits(**json.loads(args.limits_json)) if args.limits_json
                   else load_limits(args.limits))

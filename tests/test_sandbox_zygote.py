@@ -1,0 +1,101 @@
+"""The sandbox's zygote: one process that has imported nbgrader forks every grading.
+
+A whole-notebook time limit kills the forked grading and everything in its namespaces,
+and the same zygote then grades the next submission (tools/sandbox.py).
+"""
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(name, REPO / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+sandbox = _load("sandbox")
+instructor = _load("instructor")
+pytestmark = pytest.mark.skipif(not sandbox.can_isolate()[0],
+                                reason="needs root with unshare to sandbox student code")
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory):
+    root = tmp_path_factory.mktemp("zygote") / "course"
+    root.mkdir()
+    shutil.copy2(REPO / "nbgrader_config.py", root)
+    shutil.copytree(REPO / "source" / "jacobian", root / "source" / "jacobian")
+    env = dict(os.environ, PATH=str(Path(sys.executable).parent) + os.pathsep
+               + os.environ["PATH"])
+    subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", "jacobian",
+                    "--force", "--log-level=ERROR"], cwd=root, env=env, check=True)
+    return root
+
+
+def submission(course, folder, textbook_prefix=""):
+    import nbformat
+
+    nb = instructor.build_submission(course / "source/jacobian/jacobian.ipynb",
+                                     course / "release/jacobian/jacobian.ipynb",
+                                     REPO / "tests/fixtures/submissions/jacobian/reference")
+    for cell in nb.cells:
+        if cell.metadata.get("nbgrader", {}).get("grade_id") == "textbook":
+            cell.source = textbook_prefix + cell.source
+    folder.mkdir(parents=True)
+    nbformat.write(nb, folder / "jacobian.ipynb")
+    return folder / "jacobian.ipynb"
+
+
+def processes_mentioning(text):
+    found = []
+    for pid in os.listdir("/proc"):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, ValueError):
+            continue
+        if text in cmdline:
+            found.append(cmdline)
+    return found
+
+
+def test_the_wall_limit_kills_the_grading_and_the_zygote_grades_the_next(course, tmp_path):
+    limits = sandbox.Limits(notebook_wall=20, cell_timeout=120)
+    looping = submission(course, tmp_path / "loop", "while True:\n    pass\n")
+    honest = submission(course, tmp_path / "honest")
+    start = time.monotonic()
+    stuck = sandbox.grade_one(looping, "jacobian", "looper", course, limits)
+    took = time.monotonic() - start
+    zygotes = list(sandbox._ZYGOTES)
+    fine = sandbox.grade_one(honest, "jacobian", "honest", course, limits)
+    assert "whole-notebook time limit (20 s) hit" in stuck.status and stuck.total == 0
+    assert 20 <= took < 40
+    # the kernel and nbgrader died with the namespace: nothing runs from a scratch course
+    assert processes_mentioning(os.path.join(tempfile.gettempdir(), "grade-")) == []
+    assert fine.total == 9 and fine.status.startswith(("ok", "test cell"))
+    assert len(zygotes) == 1 and sandbox._ZYGOTES == zygotes  # the same zygote, reused
+    assert zygotes[0].proc.poll() is None
+
+
+def test_a_zygote_that_died_is_replaced(course, tmp_path):
+    honest = submission(course, tmp_path / "honest")
+    sandbox._close_zygotes()
+    first = sandbox.grade_one(honest, "jacobian", "a", course, sandbox.Limits())
+    dead = sandbox._ZYGOTES[0]
+    dead.proc.kill()
+    dead.proc.wait()
+    second = sandbox.grade_one(honest, "jacobian", "b", course, sandbox.Limits())
+    assert first.total == second.total == 9
+    assert sandbox._ZYGOTES[0] is not dead
