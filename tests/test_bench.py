@@ -138,3 +138,10 @@ def test_the_report_states_each_target_with_pass_or_miss():
     assert "19.00 s  grade_one, the whole submission" in text
     assert "1 of 2 runs beat the baseline within the budget (MISS)" in text
     assert "Load average" in text and "[0.5, 0.4, 0.3]" in text
+    assert "No other work: 1-minute load at most 0.5" in text
+
+
+def test_a_busy_machine_is_said_so():
+    results = made_up_results()
+    results["load_sections"] = {"parallel": [2.4, 1.0, 0.5]}
+    assert "shared: 1-minute load up to 2.4" in bench.render(results)

@@ -901,6 +901,18 @@ def run_worker(kind, *args):
 # ------------------------------------------------------------------ the report
 
 
+def load_note(results):
+    """Whether other work shared the machine, judged by the load as each section started
+    (the load at the end includes this run's own two-worker grading)."""
+    starts = [results["load_start"], *results.get("load_sections", {}).values()]
+    peak = max(load[0] for load in starts)
+    if peak > 1.5:
+        return (f"The machine was shared: 1-minute load up to {peak} on 2 cores as sections "
+                "started, so timings include other users' work.")
+    return (f"No other work: 1-minute load at most {peak} as sections started (the load at "
+            "the end includes this run's own two-worker grading).")
+
+
 def render(results):
     """The results file, Markdown."""
     m, q = results["machine"], results["quick"]
@@ -920,7 +932,7 @@ def render(results):
         f"- Load average (1, 5, 15 min): {results['load_start']} at the start, "
         f"{results['load_end']} at the end; 1-minute load as each section started: "
         + ", ".join(f"{k} {v[0]}" for k, v in results.get("load_sections", {}).items())
-        + f". {results.get('load_note', '')}",
+        + f". {load_note(results)}",
         "",
         "Every value is the median of the runs, with min-max and the number of runs in",
         "brackets. A ratio is taken run by run (its two sides measured back to back) and",
@@ -1333,10 +1345,7 @@ def main(argv=None):
         results["load_end"] = load_average()
         results["duration_s"] = time.perf_counter() - started
         shutil.rmtree(scratch, ignore_errors=True)
-    loads = [results["load_start"], results["load_end"], *results["load_sections"].values()]
-    if max(load[0] for load in loads) > 1.5:
-        results["load_note"] = ("The machine was shared: load above 1.5 on 2 cores, so "
-                                "timings include other users' work.")
+    results["load_note"] = load_note(results)
     text = render(results)
     if out is None:
         print(text)
