@@ -83,7 +83,8 @@ instructor-demo: setup
 # ---------------------------------------------------------------------------
 # Safe parallel autograde (tools/sandbox.py; limits in grading_limits.toml).
 # Each submission is graded in its own scratch course: no network, the kernel runs as
-# user nobody under rlimits, the course's secrets hidden; scores merged into gradebook.db.
+# user nobody under rlimits, the course's secrets hidden; scores merged into gradebook.db
+# and the graded notebooks put in autograded/ (so make instructor-feedback works after it).
 #   make grade ASSIGNMENT=jacobian [FROM=submitted] [WORKERS=2] [SCHEDULER=tcp://host:8786]
 # FROM holds one folder per student id with that student's notebook inside (default:
 # nbgrader's submitted/, i.e. submitted/<student>/<assignment>/<assignment>.ipynb).

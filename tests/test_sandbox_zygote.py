@@ -1,7 +1,8 @@
 """The sandbox's zygote: one process that has imported nbgrader forks every grading.
 
 A whole-notebook time limit kills the forked grading and everything in its namespaces,
-and the same zygote then grades the next submission (tools/sandbox.py).
+and the same zygote then grades the next submission (tools/sandbox.py). Also here:
+`sandbox.py grade` (make grade) fills autograded/, so feedback can be made after it.
 """
 
 import importlib.util
@@ -99,3 +100,25 @@ def test_a_zygote_that_died_is_replaced(course, tmp_path):
     second = sandbox.grade_one(honest, "jacobian", "b", course, sandbox.Limits())
     assert first.total == second.total == 9
     assert sandbox._ZYGOTES[0] is not dead
+
+
+def test_make_grade_fills_autograded_so_feedback_can_be_made(course, tmp_path):
+    """`sandbox.py grade` (make grade) writes scores and autograded/, and then the
+    instructor's feedback step works from them, as after `make instructor-autograde`."""
+    folder = tmp_path / "handed-in"
+    submission(course, folder / "ada")
+    broken = folder / "ben" / "jacobian.ipynb"
+    broken.parent.mkdir(parents=True)
+    broken.write_text("{ not json")
+    stale = course / "autograded" / "ben" / "jacobian"
+    stale.mkdir(parents=True)
+    (stale / "jacobian.ipynb").write_text("an older grading")
+    assert sandbox.main(["grade", "jacobian", str(folder), "--workers", "1",
+                         "--course", str(course)]) == 0
+    assert (course / "autograded" / "ada" / "jacobian" / "jacobian.ipynb").is_file()
+    assert not stale.exists()  # ben's new submission could not be graded: no old notebook
+    instructor.feedback(course, ["jacobian"])
+    page = course / "feedback" / "ada" / "jacobian" / "jacobian.html"
+    text = page.read_text()
+    assert "(Score: 9.0 / 13.0)" in text  # 9 automatic points; 4 are marked by hand
+    assert not (course / "feedback" / "ben").exists()

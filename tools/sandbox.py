@@ -293,12 +293,14 @@ def _status_from_notebook(graded_nb, points):
 
 
 def grade_one(notebook, assignment, student, course=REPO, limits=None, keep=False,
-              filename=None, save_dir=None):
+              filename=None, save_dir=None, autograded_root=None):
     """Grade one student's notebook of one assignment in a scratch course, under limits.
 
     notebook: path of the submitted .ipynb; course: the course root (its source/ and
     gradebook.db, which must hold the released assignment); filename: the name the
-    student handed it in under (default: the file's own name)
+    student handed it in under (default: the file's own name); save_dir: copy the
+    autograded notebook there as STUDENT-ASSIGNMENT.ipynb; autograded_root: put nbgrader's
+    autograded/STUDENT/ASSIGNMENT folder there (the course's autograded/, for feedback)
     returns a Result
     """
     import nbformat
@@ -382,6 +384,10 @@ def grade_one(notebook, assignment, student, course=REPO, limits=None, keep=Fals
                 graded_nb = nbformat.read(graded_path, as_version=4)
                 if save_dir:
                     shutil.copy2(graded_path, Path(save_dir) / f"{student}-{assignment}.ipynb")
+                if autograded_root:
+                    target = Path(autograded_root) / student / assignment
+                    shutil.rmtree(target, ignore_errors=True)
+                    shutil.copytree(graded_path.parent, target)
                 notes[:0] = _status_from_notebook(graded_nb, points)
             except MissingEntry:
                 notes.append("nbgrader recorded no grades: not graded")
@@ -618,18 +624,22 @@ def _worker_grade(sandbox_file, kwargs):
     return module._grade_safely(**kwargs)
 
 
-def _grade_safely(notebook, assignment, student, course, limits, save_dir=None):
+def _grade_safely(notebook, assignment, student, course, limits, save_dir=None,
+                  autograded_root=None):
     """grade_one as a dict; a failure of the grader itself becomes an ungraded Result."""
+    if autograded_root:  # an earlier grading's notebook must not outlive this one
+        shutil.rmtree(Path(autograded_root) / student / assignment, ignore_errors=True)
     try:
         result = grade_one(notebook, assignment, student, course, Limits(**limits),
-                           save_dir=save_dir)
+                           save_dir=save_dir, autograded_root=autograded_root)
     except Exception as exc:  # noqa: BLE001 - one broken grading must not stop the batch
         result = Result(student, assignment, f"grader failed ({str(exc)[:80]}): not graded",
                         {}, 0.0, 0.0, graded=False)
     return dataclasses.asdict(result)
 
 
-def grade_batch(jobs, course=REPO, limits=None, workers=None, scheduler=None, save_dir=None):
+def grade_batch(jobs, course=REPO, limits=None, workers=None, scheduler=None, save_dir=None,
+                fill_autograded=False):
     """Grade [(student, assignment, notebook path)] in parallel; returns Results in job order.
 
     workers: local Dask worker processes (default: one per core); 1 grades one after
@@ -637,14 +647,17 @@ def grade_batch(jobs, course=REPO, limits=None, workers=None, scheduler=None, sa
     or the DASK_SCHEDULER_ADDRESS environment variable: the jobs run on that cluster,
     whose workers must see this repository and the course at the same paths.
     Each worker process keeps one zygote (see above), so nbgrader is imported once per
-    worker, not once per submission.
+    worker, not once per submission. fill_autograded: each graded notebook also goes to
+    COURSE/autograded/STUDENT/ASSIGNMENT/, where nbgrader's generate_feedback reads it.
     """
     limits = limits or load_limits()
     course = Path(course).resolve()
     scheduler = scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS")
     tasks = [dict(notebook=str(Path(nb).resolve()), assignment=a, student=s, course=str(course),
                   limits=dataclasses.asdict(limits),
-                  save_dir=str(save_dir) if save_dir else None) for s, a, nb in jobs]
+                  save_dir=str(save_dir) if save_dir else None,
+                  autograded_root=str(course / "autograded") if fill_autograded else None)
+             for s, a, nb in jobs]
     if not scheduler and (workers == 1 or len(jobs) <= 1):
         return [Result(**_grade_safely(**task)) for task in tasks]
     import cloudpickle
@@ -728,7 +741,8 @@ def main(argv=None):
     p.add_argument("--limits", default=str(LIMITS_FILE))
     p.add_argument("--workers", type=int, default=None, help="default: one per core")
     p.add_argument("--scheduler", default=None, help="Dask scheduler address (a real cluster)")
-    p.add_argument("--no-merge", action="store_true", help="print only, gradebook untouched")
+    p.add_argument("--no-merge", action="store_true",
+                   help="print only, gradebook and autograded/ untouched")
     sub.add_parser("zygote", help=argparse.SUPPRESS)
     p = sub.add_parser("kernel", help=argparse.SUPPRESS)
     p.add_argument("--limits")
@@ -761,7 +775,8 @@ def main(argv=None):
         if notebooks:
             jobs.append((student_dir.name, args.assignment, notebooks[0]))
     start = time.monotonic()
-    results = grade_batch(jobs, args.course, limits, args.workers, args.scheduler)
+    results = grade_batch(jobs, args.course, limits, args.workers, args.scheduler,
+                          fill_autograded=not args.no_merge)
     for r in results:
         print(r.line())
     if not args.no_merge:
