@@ -632,14 +632,16 @@ def bench_parallel(runs, scratch, n_students=PARALLEL_STUDENTS, workers=PARALLEL
         walls["nbgrader_par"].append(autograde_in_parallel(groups, assignment, workers))
         merged = {}
         for root, group in groups:
-            merged.update({s: autograde_scores(root, assignment)[s] for s in group})
+            graded = autograde_scores(root, assignment)
+            merged.update({s: graded[s] for s in group})
         scores["nbgrader_par"] = merged
         for way, n_workers in (("sandbox_seq", 1), ("sandbox_par", workers)):
             root = roots[way]
             walls[way].append(run_timed(
                 [sys.executable, str(SANDBOX), "grade", assignment, str(root / "submitted"),
                  "--workers", str(n_workers), "--course", str(root)]))
-            scores[way] = {s: autograde_scores(root, assignment).get(s) for s in names}
+            graded = autograde_scores(root, assignment)
+            scores[way] = {s: graded.get(s) for s in names}
         log(f"autograde of {n_students} submissions, run {run + 1}/{runs}: "
             + ", ".join(f"{w} {walls[w][-1]:.1f} s" for w in ways))
         shutil.rmtree(base)
@@ -943,9 +945,9 @@ def render(results):
         lines += _render_notebooks(results["notebooks"])
     if "autograde" in results:
         lines += _render_autograde(results["autograde"], results.get("autograde_profile"),
-                                   results.get("imports"), results.get("parallel"))
+                                   results.get("imports"))
     if "parallel" in results:
-        lines += _render_parallel(results["parallel"], results.get("imports"))
+        lines += _render_parallel(results["parallel"])
     if "bptt" in results:
         lines += _render_bptt(results["bptt"], results.get("bptt_profile"))
     if "copy" in results:
@@ -980,7 +982,7 @@ def _render_notebooks(r):
     return lines + [""]
 
 
-def _render_autograde(r, profile, imports, parallel=None):
+def _render_autograde(r, profile, imports):
     limit = TARGETS["autograde_ratio"]
     batch = max((x.get("batch_size") or 0) for x in r.values())
     lines = [
@@ -1065,11 +1067,11 @@ def _render_autograde(r, profile, imports, parallel=None):
              or (x.get("ratio_batch") and x["ratio_batch"]["median"] > limit)]
     lines += ["", "**Where the overhead comes from" + (", and why some ratios miss.** "
                                                        if short else ".** ")
-              + " ".join(_autograde_explanation(r, short, imports, parallel))]
+              + " ".join(_autograde_explanation(r, short, imports))]
     return lines + [""]
 
 
-def _autograde_explanation(r, short, imports, parallel):
+def _autograde_explanation(r, short, imports):
     """Sentences, with this run's numbers, on where the overhead of a notebook goes."""
     imp = imports["nbgrader"]["median"]
     rfc = imports["packages"].get("rfc3987_syntax")
@@ -1109,7 +1111,7 @@ def _autograde_explanation(r, short, imports, parallel):
     return out
 
 
-def _render_parallel(r, imports=None):
+def _render_parallel(r):
     limit = TARGETS["parallel_speedup"]
     n, w = r["students"], r["workers"]
     lines = [
@@ -1164,11 +1166,11 @@ def _render_parallel(r, imports=None):
         ]
         lines += [f"{sec:6.2f} s  {label}" for label, sec in prof["parts"].items()]
         lines += ["```", ""]
-    lines += [" ".join(_parallel_explanation(r, imports)), ""]
+    lines += [" ".join(_parallel_explanation(r)), ""]
     return lines
 
 
-def _parallel_explanation(r, imports):
+def _parallel_explanation(r):
     """Sentences, with this run's numbers, on what the parallel runs gain and lose."""
     n, w = r["students"], r["workers"]
     limit = TARGETS["parallel_speedup"]
