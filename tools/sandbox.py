@@ -34,6 +34,7 @@ the parent, one student at a time, touching only that student's submission.
 import argparse
 import atexit
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -115,6 +116,11 @@ class Result:
 # ------------------------------------------------------------------ platform
 
 
+def _grading_env():
+    """This process's environment without its Jupyter and Dask settings."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER", "DASK"))}
+
+
 def _alembic_on_path():
     """nbgrader's Gradebook calls the `alembic` of its own environment: put it first on PATH."""
     bin_dir = str(Path(sys.executable).parent)
@@ -122,8 +128,11 @@ def _alembic_on_path():
         os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
 
 
+@functools.cache
 def can_isolate():
-    """(network+pid+mount namespaces work, privilege drop works): both need root."""
+    """(network+pid+mount namespaces work, privilege drop works): both need root.
+
+    Probed once per process (it starts an `unshare` process), not once per submission."""
     if os.geteuid() != 0 or not shutil.which("unshare"):
         return False, False
     ok = subprocess.run(["unshare", "--net", "--pid", "--fork", "--mount", "true"],
@@ -310,6 +319,8 @@ def grade_one(notebook, assignment, student, course=REPO, limits=None, keep=Fals
     limits = limits or load_limits()
     course = Path(course).resolve()
     start = time.monotonic()
+    if autograded_root:  # an earlier grading's notebook must not outlive this one
+        shutil.rmtree(Path(autograded_root) / student / assignment, ignore_errors=True)
     source_path = course / "source" / assignment / f"{assignment}.ipynb"
     source_nb = nbformat.read(source_path, as_version=4)
     release_path = course / "release" / assignment / f"{assignment}.ipynb"
@@ -354,7 +365,7 @@ def grade_one(notebook, assignment, student, course=REPO, limits=None, keep=Fals
             except MissingEntry:
                 pass
 
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER", "DASK"))}
+        env = _grading_env()
         env.update(JUPYTER_PATH=str(scratch / "jupyter"), JUPYTER_DATA_DIR=str(scratch / "jupyter"),
                    JUPYTER_RUNTIME_DIR=str(scratch / "runtime"),
                    JUPYTER_CONFIG_DIR=str(scratch / "runtime"),
@@ -386,7 +397,6 @@ def grade_one(notebook, assignment, student, course=REPO, limits=None, keep=Fals
                     shutil.copy2(graded_path, Path(save_dir) / f"{student}-{assignment}.ipynb")
                 if autograded_root:
                     target = Path(autograded_root) / student / assignment
-                    shutil.rmtree(target, ignore_errors=True)
                     shutil.copytree(graded_path.parent, target)
                 notes[:0] = _status_from_notebook(graded_nb, points)
             except MissingEntry:
@@ -514,7 +524,7 @@ def zygote_main():
 
 class _Zygote:
     def __init__(self):
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER", "DASK"))}
+        env = _grading_env()
         self.proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "zygote"],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                                      env=env, cwd="/")
@@ -627,8 +637,6 @@ def _worker_grade(sandbox_file, kwargs):
 def _grade_safely(notebook, assignment, student, course, limits, save_dir=None,
                   autograded_root=None):
     """grade_one as a dict; a failure of the grader itself becomes an ungraded Result."""
-    if autograded_root:  # an earlier grading's notebook must not outlive this one
-        shutil.rmtree(Path(autograded_root) / student / assignment, ignore_errors=True)
     try:
         result = grade_one(notebook, assignment, student, course, Limits(**limits),
                            save_dir=save_dir, autograded_root=autograded_root)
