@@ -13,26 +13,19 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from toolmodules import load_tool
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures" / "submissions"
 
 
-def _load(name):
-    spec = importlib.util.spec_from_file_location(name, REPO / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-sandbox = _load("sandbox")
+sandbox = load_tool("sandbox")
 _spec = importlib.util.spec_from_file_location("adversarial_cases",
                                                REPO / "tests" / "adversarial" / "cases.py")
 cases = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(cases)
 CASES, make = cases.CASES, cases.make
-instructor = _load("instructor")
+instructor = load_tool("instructor")
 ISOLATED, _ = sandbox.can_isolate()
 pytestmark = pytest.mark.skipif(not ISOLATED, reason="needs root with unshare (net, pid, "
                                 "mount namespaces) to sandbox student code")

@@ -8,7 +8,6 @@ The repository's own gradebook.db, submitted/, autograded/ and feedback/ are not
 """
 
 import csv
-import importlib.util
 import json
 import os
 import shutil
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from toolmodules import load_tool
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures" / "submissions"
@@ -86,14 +86,7 @@ SUBMISSIONS = [
 ]
 
 
-def load_instructor():
-    spec = importlib.util.spec_from_file_location("instructor", REPO / "tools" / "instructor.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-instructor = load_instructor()
+instructor = load_tool("instructor")
 
 
 @pytest.fixture(scope="module")

@@ -5,23 +5,11 @@ helpers, the BPTT timing on a tiny shape with one repeat, and the report written
 made-up measurements.
 """
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
+from toolmodules import load_tool
 
-REPO = Path(__file__).resolve().parent.parent
-
-
-def load_bench():
-    spec = importlib.util.spec_from_file_location("bench", REPO / "tools" / "bench.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = load_bench()
+bench = load_tool("bench")
 
 
 def test_summary_is_the_median_with_min_and_max():

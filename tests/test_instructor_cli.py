@@ -5,7 +5,6 @@ folder and from a zip, the feedback leak check and the preprocessor that hides h
 All in temporary course folders; nothing here autogrades, so it is quick.
 """
 
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -16,13 +15,12 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook, new_output
+from toolmodules import load_tool
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures" / "submissions"
 
-spec = importlib.util.spec_from_file_location("instructor", REPO / "tools" / "instructor.py")
-instructor = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(instructor)
+instructor = load_tool("instructor")
 
 
 def run_cli(*args):

@@ -5,7 +5,6 @@ and the same zygote then grades the next submission (tools/sandbox.py). Also her
 `sandbox.py grade` (make grade) fills autograded/, so feedback can be made after it.
 """
 
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -15,20 +14,13 @@ import time
 from pathlib import Path
 
 import pytest
+from toolmodules import load_tool
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _load(name):
-    spec = importlib.util.spec_from_file_location(name, REPO / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-sandbox = _load("sandbox")
-instructor = _load("instructor")
+sandbox = load_tool("sandbox")
+instructor = load_tool("instructor")
 pytestmark = pytest.mark.skipif(not sandbox.can_isolate()[0],
                                 reason="needs root with unshare to sandbox student code")
 
