@@ -33,7 +33,7 @@ test: setup
 	bash tests/run.sh
 
 lint: setup
-	$(VENV)/bin/ruff check lib tests
+	$(VENV)/bin/ruff check lib tests tools
 
 clean:
 	rm -rf $(VENV) lib/*.egg-info
