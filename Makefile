@@ -2,6 +2,10 @@
 # Both set up .venv first; setup is idempotent and reruns only when the pins change.
 
 PYTHON ?= python3
+# The Pythons the pins in requirements.txt install on; pyproject.toml's requires-python and
+# environment.yml say the same (tests/test_environment.py checks that they agree).
+PY_MIN := 3.11.2
+PY_MAX := 3.13
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
@@ -14,7 +18,22 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 setup: $(STAMP)
 
+# The interpreter setup builds on: the venv's if there is one, else $(PYTHON).
+SETUP_PY = $(if $(wildcard $(PY)),$(PY),$(PYTHON))
+PY_VERSION_OK = import sys; v = lambda s: tuple(map(int, s.split("."))); \
+	sys.exit(not (v("$(PY_MIN)") <= sys.version_info[:3] and sys.version_info[:2] <= v("$(PY_MAX)")))
+BWRAP_MISSING := bubblewrap (bwrap) missing: sandboxed grading (make grade) will refuse until an \
+	administrator runs apt-get install bubblewrap
+
 $(STAMP): requirements.txt pyproject.toml
+	@$(SETUP_PY) -c '$(PY_VERSION_OK)' 2>/dev/null || { echo "Python $(PY_MIN)-$(PY_MAX) needed;\
+	 $(SETUP_PY) is $$($(SETUP_PY) -c 'import platform; print(platform.python_version())' 2>/dev/null\
+	 || echo missing): run make $(if $(wildcard $(PY)),clean setup,setup) PYTHON=python3.12 (or\
+	 another $(PY_MIN)-$(PY_MAX))"; exit 2; }
+	@command -v bwrap >/dev/null || { test "$$(id -u)" = 0 && command -v apt-get >/dev/null \
+		&& echo "installing bubblewrap (bwrap), for make grade's sandbox" \
+		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap \
+		>/dev/null && command -v bwrap >/dev/null || echo "$(BWRAP_MISSING)"; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -r requirements.txt
 	# jupyter-events asks for jsonschema[format-nongpl], which pulls in rfc3987-syntax; jsonschema
