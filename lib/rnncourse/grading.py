@@ -96,6 +96,7 @@ AUTOGRADE_PREPROCESSORS = [
     "nbgrader.preprocessors.CheckCellMetadata",
 ]
 _MARKER = re.compile(r"\n?\.\.\. Output truncated \((\d+) bytes over the limit\) \.\.\.\n")
+_TB_CUT = "... Traceback truncated ..."  # nbgrader's LimitOutput says the same
 _CHUNK = 1 << 20
 
 
@@ -178,6 +179,7 @@ def cap_output(output, room):
         output["evalue"], _ = cut_text(_as_text(output.get("evalue", "")), left // 2)
         left -= text_bytes(output["evalue"])
         lines, tail = [_as_text(line) for line in output.get("traceback", [])], []
+        left -= text_bytes(_TB_CUT) + LINE_COST  # room for the note, if lines are cut
         for line in reversed(lines):
             cost = text_bytes(line) + LINE_COST
             if cost > left:
@@ -186,7 +188,7 @@ def cap_output(output, room):
                 break
             tail.insert(0, line)
             left -= cost
-        output["traceback"] = (["... Traceback truncated ..."] if len(tail) < len(lines)
+        output["traceback"] = ([_TB_CUT] if len(tail) < len(lines)
                                else []) + tail
     elif kind in ("execute_result", "display_data"):
         data, left = {}, room
