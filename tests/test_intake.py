@@ -441,24 +441,29 @@ def test_the_config_lines_reach_nbgraders_autograde_converter(tmp_path):
 
 
 def test_capped_execute_cuts_a_5mb_line_as_it_arrives(tmp_path):
-    """Only CappedExecute runs (no LimitOutputBytes after it): the saved notebook is small."""
+    """Only CappedExecute runs (no LimitOutputBytes after it): the saved notebook is small.
+    Output a cell clears (a progress display) frees its bytes again."""
     from traitlets.config import Config
 
-    nb = new_notebook(cells=[new_code_cell("print('x' * 5_000_000)"),
+    redraw = ("from IPython.display import clear_output\n"
+              "for i in range(20):\n    clear_output(wait=True)\n    print(f'{i:02d}' * 25_000)")
+    nb = new_notebook(cells=[new_code_cell(redraw),
+                             new_code_cell("print('x' * 5_000_000)"),
                              new_code_cell("for i in range(50):\n    print('y' * 100_000)"),
                              new_code_cell("1 / 0")])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
                                  "language": "python"}
     config = Config()
     config.LimitOutputBytes.max_cell_bytes = 100_000
-    config.LimitOutputBytes.max_notebook_bytes = 150_000
+    config.LimitOutputBytes.max_notebook_bytes = 200_000
     run = grading.CappedExecute(config=config, kernel_name="python3", timeout=60)
     nb, _ = run.preprocess(nb, {"metadata": {"path": str(tmp_path)}})
     nbformat.write(nb, tmp_path / "run.ipynb")
-    assert (tmp_path / "run.ipynb").stat().st_size < 160_000
-    first, second, third = nb.cells
-    assert first.outputs[0].text.startswith("x" * 1000)
-    assert markers(first) and markers(first)[0] >= 4_900_000
+    assert (tmp_path / "run.ipynb").stat().st_size < 210_000
+    redrawn, first, second, third = nb.cells
+    assert [o.text for o in redrawn.outputs] == ["19" * 25_000 + "\n"]
+    assert first.outputs[0].text == "x" * 100_000
+    assert markers(first) == [5_000_000 + len("\\n") + grading.LINE_COST - 100_000]
     assert markers(second) and sum(len(o.text) for o in second.outputs) < 60_000
     assert [o.output_type for o in third.outputs] == ["error"]
     assert third.outputs[0].ename == "ZeroDivisionError"
