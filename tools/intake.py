@@ -34,6 +34,7 @@ printed: a newline in a folder name cannot forge a line of the grading report.
 Standard library only: tools/sandbox.py imports it as a sibling module.
 """
 
+import errno
 import os
 import re
 import stat
@@ -106,8 +107,12 @@ def _walk(dir_fd, prefix, found, depth=0):
     if depth > MAX_DEPTH:
         found["too_deep"] = "/".join(prefix)
         return
-    with os.scandir(dir_fd) as listing:
-        entries = sorted(listing, key=lambda e: e.name)
+    try:
+        with os.scandir(dir_fd) as listing:
+            entries = sorted(listing, key=lambda e: e.name)
+    except OSError as exc:
+        raise Refused(f"cannot list {_show(prefix) or 'the folder'} ({exc.strerror}): "
+                      "not graded") from None
     for entry in entries:
         found["entries"] += 1
         if found["entries"] > MAX_ENTRIES:
@@ -122,9 +127,11 @@ def _walk(dir_fd, prefix, found, depth=0):
             found["dirs"].append(rel)
             try:
                 sub = os.open(entry.name, _DIR_FLAGS, dir_fd=dir_fd)
-            except OSError:  # swapped for a link since the lstat, or unreadable
-                found["links"].append(rel)
-                continue
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR):  # swapped for a link
+                    found["links"].append(rel)
+                    continue
+                raise Refused(f"cannot open {_show(rel)} ({exc.strerror}): not graded") from None
             try:
                 _walk(sub, rel, found, depth + 1)
             finally:
