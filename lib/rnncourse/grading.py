@@ -1,4 +1,6 @@
-"""Grading helpers for the nbgrader assignments: what the feedback may show.
+"""Grading helpers for the nbgrader assignments: what the feedback may show, how big
+the autograded notebook may grow.
+
 
 nbgrader restores every test cell from the source before autograding, hidden tests
 included, and its feedback HTML shows the autograded notebook as it ran. Two
@@ -112,7 +114,8 @@ def text_bytes(text):
 
 
 def cut_text(text, room):
-    """The longest prefix of `text` within `room` bytes (text_bytes), and the bytes cut."""
+    """A prefix of `text` within `room` bytes (text_bytes; nearly the longest one), and
+    the bytes cut."""
     room = max(room, 0)
     total = text_bytes(text)
     if total <= room:
