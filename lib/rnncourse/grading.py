@@ -1,7 +1,6 @@
 """Grading helpers for the nbgrader assignments: what the feedback may show, how big
 the autograded notebook may grow.
 
-
 nbgrader restores every test cell from the source before autograding, hidden tests
 included, and its feedback HTML shows the autograded notebook as it ran. Two
 things would leak the hidden tests there: the source of the test cell, and the
