@@ -21,8 +21,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 sandbox = load_tool("sandbox")
 instructor = load_tool("instructor")
-pytestmark = pytest.mark.skipif(not sandbox.can_isolate()[0],
-                                reason="needs root with unshare to sandbox student code")
+pytestmark = pytest.mark.skipif(not sandbox.can_isolate(),
+                                reason="needs bubblewrap to sandbox student code")
 
 
 @pytest.fixture(scope="module")
