@@ -63,7 +63,6 @@ REPO = Path(__file__).resolve().parent.parent
 LIMITS_FILE = REPO / "grading_limits.toml"
 KERNEL_NAME = "rnncourse-sandbox"
 NOBODY = 65534
-TRUNCATED = "... Output truncated ..."
 # Secrets and other students' work, hidden from the grading child by empty mounts.
 MASKED = ("source", "tests", "submitted", "autograded", "feedback", "downloaded", ".git",
           "artifacts")
@@ -119,11 +118,27 @@ class Result:
     total: float
     max_total: float
     seconds: float = 0.0
-    graded: bool = True  # False: rejected before running (every test cell scores 0)
+    graded: bool = True  # False: no score was measured (refused, or the grader failed)
 
     def line(self):
-        return (f"{self.student:<20} {self.assignment:<12} {self.total:g} / {self.max_total:g}"
-                f"  {self.status}")
+        """One line of the report; what came from a submission is escaped to one line."""
+        def shown(text, limit):  # escaped once: intake's refusals come escaped already
+            return text if text.isprintable() and len(text) <= limit else (
+                _intake().one_line(text, limit))
+
+        score = f"{self.total:g} / {self.max_total:g}" if self.graded else "not graded"
+        return (f"{shown(self.student, 80):<20} {self.assignment:<12} {score}"
+                f"  {shown(self.status, 400)}")
+
+
+def _intake():
+    """tools/intake.py, the sibling script that checks what students hand in."""
+    here = str(Path(__file__).resolve().parent)
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    import intake
+
+    return intake
 
 
 # ------------------------------------------------------------------ platform
@@ -362,6 +377,11 @@ c.Execute.kernel_name = {KERNEL_NAME!r}
 c.OverwriteCells.add_missing_cells = True
 c.LimitOutput.max_lines = {int(limits.max_output_lines)}
 c.LimitOutput.max_traceback = 100
+# Outputs capped in bytes too, per cell and per notebook, as they arrive.
+from rnncourse.grading import AUTOGRADE_PREPROCESSORS  # noqa: E402
+c.Autograde.autograde_preprocessors = AUTOGRADE_PREPROCESSORS
+c.LimitOutputBytes.max_cell_bytes = {int(limits.max_output_bytes_cell)}
+c.LimitOutputBytes.max_notebook_bytes = {int(limits.max_output_bytes_notebook)}
 # The kernel has no network of its own: it talks to nbgrader over Unix sockets in the
 # folder that its sandbox shares with nbgrader (one kernel at a time per scratch course).
 c.KernelManager.transport = "ipc"
@@ -389,7 +409,7 @@ def _status_from_notebook(graded_nb, points):
                     notes.append(f"blocked file access in cell {gid}")
                 elif out.get("ename") in ("DeadKernelError", "DeadKernel"):
                     notes.append(f"kernel died in cell {gid} (memory/CPU limit or exit?)")
-            if out.get("output_type") == "stream" and TRUNCATED in out.get("text", ""):
+            if out.get("output_type") == "stream" and "Output truncated" in out.get("text", ""):
                 notes.append(f"output truncated in cell {gid}")
     return list(dict.fromkeys(notes))
 
@@ -431,7 +451,12 @@ def grade_one(notebook, assignment, student, course=REPO, limits=None, keep=Fals
     points = test_points(source_nb)
     max_total = sum(points.values())
     zero = dict.fromkeys(points, 0.0)
-    raw = Path(notebook).read_bytes()
+    try:  # not through a symlink, and not more than the size limit
+        raw = _intake().read_submission(Path(notebook).parent, Path(notebook),
+                                        limits.max_submission_mb * 2**20)
+    except _intake().Refused as why:
+        return Result(student, assignment, str(why), zero, 0.0, max_total,
+                      time.monotonic() - start, graded=False)
     nb, notes = precheck(raw, filename or Path(notebook).name, assignment, source_nb, release_nb)
     if nb is None:
         return Result(student, assignment, notes[0], zero, 0.0, max_total,
@@ -596,6 +621,8 @@ def zygote_main():
     import nbgrader.converters.autograde  # noqa: F401
     import nbgrader.preprocessors  # noqa: F401
     from jupyter_client import manager  # noqa: F401
+
+    import rnncourse.grading  # noqa: F401
 
     print("ready", flush=True)
     for line in sys.stdin:  # EOF: the process that started us is gone
@@ -945,6 +972,10 @@ def merge_results(results, course=REPO):
             except MissingEntry:
                 gb.add_submission(r.assignment, r.student)
             sub = gb.find_submission_notebook(r.assignment, r.assignment, r.student)
+            if not r.graded:
+                _mark_not_graded(sub, r.status)
+                gb.db.commit()
+                continue
             for grade in sub.grades:
                 cell = grade.cell
                 if cell.cell_type == "code" and grade.name in r.scores:
@@ -957,6 +988,17 @@ def merge_results(results, course=REPO):
                     grade.auto_score = None
                     grade.needs_manual_grade = True
             gb.db.commit()
+
+
+def _mark_not_graded(sub, why):
+    """A submission whose score was not measured: nbgrader's "needs manual grade", the
+    reason as the autograder's comment; a score measured earlier stays as it was."""
+    if any(grade.auto_score is not None for grade in sub.grades):
+        return
+    for grade in sub.grades:
+        grade.needs_manual_grade = True
+    for comment in sub.comments:
+        comment.auto_comment = f"not graded: {why}"
 
 
 def checksum(path):
@@ -1023,23 +1065,25 @@ def _command(args):
         return 0
     limits = load_limits(args.limits)
     folder = Path(args.folder)
-    jobs = []
-    dirs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-    nbgrader_layout = any((d / args.assignment).is_dir() for d in dirs)  # submitted/
-    for student_dir in dirs:
-        where = student_dir / args.assignment if nbgrader_layout else student_dir
-        notebooks = sorted(n for n in where.rglob("*.ipynb") if ".ipynb_checkpoints" not in n.parts)
-        if notebooks:
-            jobs.append((student_dir.name, args.assignment, notebooks[0]))
+    if not folder.is_dir():
+        raise GradingSetupError(f"no folder {folder}: give the folder that holds one folder "
+                                "per student id")
+    found, refused = _intake().collect(folder, args.assignment, limits.max_submission_mb * 2**20)
+    jobs = [(student, args.assignment, notebook) for student, notebook in found]
     start = time.monotonic()
     results = grade_batch(jobs, args.course, limits, args.workers, args.scheduler,
                           fill_autograded=not args.no_merge, unsafe=args.unsafe)
+    results += [Result(who, args.assignment, why, {}, 0.0, 0.0, graded=False)
+                for who, why in refused]
+    results.sort(key=lambda r: r.student)
     for r in results:
         print(r.line())
     if not args.no_merge:
-        merge_results(results, args.course)
-    print(f"graded {len(results)} submissions of {args.assignment} in "
-          f"{time.monotonic() - start:.1f} s")
+        merge_results([r for r in results if _intake().SAFE_ID.fullmatch(r.student)],
+                      args.course)
+    measured = sum(r.graded for r in results)
+    print(f"{args.assignment}: {measured} graded, {len(results) - measured} not graded, "
+          f"{len(results)} in all, in {time.monotonic() - start:.1f} s")
     return 0
 
 
