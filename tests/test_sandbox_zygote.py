@@ -114,3 +114,33 @@ def test_make_grade_fills_autograded_so_feedback_can_be_made(course, tmp_path):
     text = page.read_text()
     assert "(Score: 9.0 / 13.0)" in text  # 9 automatic points; 4 are marked by hand
     assert not (course / "feedback" / "ben").exists()
+
+
+@pytest.mark.parametrize("broken", ["no bubblewrap", "a private library folder"])
+def test_a_broken_set_up_stops_the_batch_before_any_score_is_written(course, tmp_path,
+                                                                     monkeypatch, capsys,
+                                                                     broken):
+    folder = tmp_path / "handed-in"
+    submission(course, folder / "ada")
+    if broken == "no bubblewrap":
+        monkeypatch.setenv("RNNCOURSE_BWRAP", str(tmp_path / "no-bwrap"))
+        cause = "bubblewrap"
+    else:
+        if os.geteuid() != 0:
+            pytest.skip("as an ordinary user the kernel runs as that user: it can read it")
+        private = tmp_path / "private-lib"
+        private.mkdir(mode=0o700)
+        monkeypatch.setenv("PYTHONPATH", str(private))
+        cause = f"the kernel cannot read {private}"
+    sandbox.isolation.cache_clear()
+    before = sandbox.checksum(course / "gradebook.db")
+    try:
+        code = sandbox.main(["grade", "jacobian", str(folder), "--workers", "1",
+                             "--course", str(course)])
+    finally:
+        sandbox.isolation.cache_clear()
+    out, err = capsys.readouterr()
+    print(err)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and cause in err and "nothing recorded" in err
+    assert sandbox.checksum(course / "gradebook.db") == before
