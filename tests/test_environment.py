@@ -152,9 +152,9 @@ def resolutions(tmp_path_factory):
             f"exec '{venv}' -m pip install --dry-run --ignore-installed --only-binary=:all: "
             f"--use-feature=fast-deps --report '{d}/report.json' -r '{ROOT}/requirements.txt'"
         )
-        log = open(d / "log", "w")
-        proc = subprocess.Popen(["bash", "-c", script], stdout=log, stderr=subprocess.STDOUT,
-                                env=env, cwd=d)
+        with open(d / "log", "w") as log:
+            proc = subprocess.Popen(["bash", "-c", script], stdout=log, stderr=subprocess.STDOUT,
+                                    env=env, cwd=d)
         jobs[wanted] = (python, version, d, proc, time.monotonic())
     yield jobs
     for job in jobs.values():
