@@ -101,21 +101,26 @@ instructor-demo: setup
 
 # ---------------------------------------------------------------------------
 # Safe parallel autograde (tools/sandbox.py; limits in grading_limits.toml).
-# Each submission is graded in its own scratch course: no network, the kernel runs as
-# user nobody under rlimits, the course's secrets hidden; scores merged into gradebook.db
-# and the graded notebooks put in autograded/ (so make instructor-feedback works after it).
-#   make grade ASSIGNMENT=jacobian [FROM=submitted] [WORKERS=2] [SCHEDULER=tcp://host:8786]
-# FROM holds one folder per student id with that student's notebook inside (default:
-# nbgrader's submitted/, i.e. submitted/<student>/<assignment>/<assignment>.ipynb).
-# SCHEDULER (or DASK_SCHEDULER_ADDRESS) sends the jobs to a running Dask cluster whose
-# workers run as root and see this repository at the same path.
+# Each submission is graded in its own scratch course, its kernel in bubblewrap: no
+# network, its own PIDs, user id (or user namespace), home and /tmp, rlimits, nothing of the
+# course or of other submissions in sight; scores merged into gradebook.db and the graded
+# notebooks put in autograded/ (so make instructor-feedback works after it). A pre-flight
+# kernel checks the set-up first. Where no sandbox can be built it refuses; UNSAFE=1 then
+# grades without one, and every line says NOT ISOLATED.
+#   make grade ASSIGNMENT=jacobian [FROM=submitted] [WORKERS=2] [SCHEDULER=...] [UNSAFE=1]
+# FROM holds one folder per student id with that student's notebook inside, as
+# <id>/<assignment>.ipynb or nbgrader's <id>/<assignment>/<assignment>.ipynb, student by
+# student (default: nbgrader's submitted/). SCHEDULER (or DASK_SCHEDULER_ADDRESS) sends
+# the jobs to a running Dask cluster whose workers see this repository at the same path.
 WORKERS ?=
 SCHEDULER ?=
+UNSAFE ?=
 .PHONY: grade
 grade: setup
 	@test -n "$(ASSIGNMENT)" || { echo "usage: make grade ASSIGNMENT=jacobian [WORKERS=2]"; exit 2; }
 	$(PY) tools/sandbox.py grade $(ASSIGNMENT) "$(or $(FROM),submitted)" \
-		$(if $(WORKERS),--workers $(WORKERS),) $(if $(SCHEDULER),--scheduler $(SCHEDULER),)
+		$(if $(WORKERS),--workers $(WORKERS),) $(if $(SCHEDULER),--scheduler $(SCHEDULER),) \
+		$(if $(UNSAFE),--unsafe-no-isolation,)
 
 # ---------------------------------------------------------------------------
 # Benchmarks (issue 9): how fast the course runs and grades, written to
