@@ -236,8 +236,15 @@ def _minimal(paths):
 
 def python_paths():
     """What a grading kernel must read: the interpreter, its environment and sys.path."""
+    return _python_paths(os.environ.get("PYTHONPATH"))
+
+
+@functools.cache
+def _python_paths(pythonpath):
     code = "import json, sys; print(json.dumps([sys.prefix, sys.base_prefix, *sys.path[1:]]))"
-    env = {k: v for k, v in _grading_env().items() if k in ("PATH", "PYTHONPATH", "HOME")}
+    env = {k: v for k, v in _grading_env().items() if k in ("PATH", "HOME")}
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                          cwd="/", check=True)
     found = [str(Path(p).resolve()) for p in json.loads(out.stdout) if p and Path(p).exists()]
