@@ -18,6 +18,29 @@ if (( ${#notebooks[@]} )); then
     echo "== lecture notebooks re-executed and compared with nbval (${#notebooks[@]} notebooks)"
     "$bin/python" -m pytest -q --nbval --nbval-current-env \
         --nbval-sanitize-with tests/nbval_sanitize.cfg "${notebooks[@]}"
+
+    # OpenBLAS (numpy), numpy's own SIMD loops, ATen, MKL and oneDNN (torch) pick their
+    # kernels by CPU, so another CPU gives other last bits. The committed outputs must not
+    # depend on them: run the lectures again with another code path forced, whichever this
+    # CPU does not take natively. AVX-512 can only be forced where the CPU has it, so a CPU
+    # without it gets older kernels (AVX without FMA, SSE4) instead.
+    if [[ "$(uname -m)" != x86_64 ]]; then
+        echo "== second nbval pass skipped: the forced code paths below are x86-64 ones, this is $(uname -m)"
+    else
+        if grep -q -m1 -w avx512f /proc/cpuinfo; then
+            other_path=(OPENBLAS_CORETYPE=Haswell ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2
+                        ONEDNN_MAX_CPU_ISA=AVX2 "NPY_DISABLE_CPU_FEATURES=X86_V4 AVX512_ICL AVX512_SPR")
+            why="this CPU has AVX-512, so the second pass forces the AVX2 kernels"
+        else
+            other_path=(OPENBLAS_CORETYPE=Sandybridge ATEN_CPU_CAPABILITY=default MKL_ENABLE_INSTRUCTIONS=SSE4_2
+                        ONEDNN_MAX_CPU_ISA=SSE41 "NPY_DISABLE_CPU_FEATURES=X86_V3 X86_V4 AVX512_ICL AVX512_SPR")
+            why="this CPU has no AVX-512 (it cannot run those kernels), so the second pass forces older ones: AVX without FMA, SSE4"
+        fi
+        echo "== lecture notebooks again with nbval on another CPU code path: $why"
+        echo "   (${other_path[*]})"
+        env "${other_path[@]}" "$bin/python" -m pytest -q --nbval --nbval-current-env \
+            --nbval-sanitize-with tests/nbval_sanitize.cfg "${notebooks[@]}"
+    fi
 else
     echo "== no lecture notebooks in course/ yet: nbval skipped"
 fi
