@@ -30,14 +30,13 @@ if (( ${#notebooks[@]} )); then
         if grep -q -m1 -w avx512f /proc/cpuinfo; then
             other_path=(OPENBLAS_CORETYPE=Haswell ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2
                         ONEDNN_MAX_CPU_ISA=AVX2 "NPY_DISABLE_CPU_FEATURES=X86_V4 AVX512_ICL AVX512_SPR")
-            why="this CPU has AVX-512, so the second pass forces the AVX2 kernels"
+            why="this CPU has AVX-512, so this pass forces the AVX2 kernels"
         else
             other_path=(OPENBLAS_CORETYPE=Sandybridge ATEN_CPU_CAPABILITY=default MKL_ENABLE_INSTRUCTIONS=SSE4_2
                         ONEDNN_MAX_CPU_ISA=SSE41 "NPY_DISABLE_CPU_FEATURES=X86_V3 X86_V4 AVX512_ICL AVX512_SPR")
-            why="this CPU has no AVX-512 (it cannot run those kernels), so the second pass forces older ones: AVX without FMA, SSE4"
+            why="this CPU has no AVX-512 and cannot run those kernels, so this pass forces older ones (AVX without FMA, SSE4)"
         fi
-        echo "== lecture notebooks again with nbval on another CPU code path: $why"
-        echo "   (${other_path[*]})"
+        echo "== lecture notebooks again with nbval on another CPU code path: $why: ${other_path[*]}"
         env "${other_path[@]}" "$bin/python" -m pytest -q --nbval --nbval-current-env \
             --nbval-sanitize-with tests/nbval_sanitize.cfg "${notebooks[@]}"
     fi
