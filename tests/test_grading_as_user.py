@@ -119,13 +119,13 @@ def hand_in(private, folder, student, case="reference", prefix=""):
     nbformat.write(nb, folder / student / "jacobian.ipynb")
 
 
-def grade(private, folder, *extra, env=None):
+def grade(private, folder, *extra, env=None, workers=2):
     user = pwd.getpwnam(USER)
     for path in [folder, *folder.rglob("*")]:
         os.chown(path, user.pw_uid, user.pw_gid)
     venv = private / "venv"
     return as_user([str(venv / "bin/python"), "tools/sandbox.py", "grade", "jacobian",
-                    str(folder), "--workers", "2", *extra], private / "home",
+                    str(folder), "--workers", str(workers), *extra], private / "home",
                    cwd=private / "course", env={"PATH": f"{venv}/bin:/usr/bin:/bin", **(env or {})})
 
 
@@ -172,7 +172,7 @@ def test_no_sandbox_possible_stops_before_any_score_is_written(private, tmp_path
     fake.chmod(0o755)
     for bwrap, cause in ((private / "missing-bwrap", "bubblewrap"),
                          (fake, "unprivileged user namespaces")):
-        out = grade(private, folder, env={"RNNCOURSE_BWRAP": str(bwrap)})
+        out = grade(private, folder, env={"RNNCOURSE_BWRAP": str(bwrap)}, workers=1)
         print(out.stderr)
         assert out.returncode == 2
         assert out.stderr.count("\n") == 1 and cause in out.stderr, out.stderr
@@ -183,7 +183,7 @@ def test_no_sandbox_possible_stops_before_any_score_is_written(private, tmp_path
 def test_unsafe_grading_says_so_on_every_line(private):
     folder = private / "class-unsafe"
     hand_in(private, folder, "ada")
-    out = grade(private, folder, "--unsafe-no-isolation",
+    out = grade(private, folder, "--unsafe-no-isolation", workers=1,
                 env={"RNNCOURSE_BWRAP": str(private / "missing-bwrap")})
     print(out.stdout, out.stderr[-2000:])
     assert out.returncode == 0
