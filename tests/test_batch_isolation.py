@@ -12,18 +12,13 @@ the report has one line per entry of the folder.
 
 import io
 import os
-import shutil
-import subprocess
-import sys
 from contextlib import redirect_stdout
-from pathlib import Path
 
 import pytest
+from jacobian_class import FORK_BOMB, hand_in, make_course, notebook
 from toolmodules import load_tool
 
-REPO = Path(__file__).resolve().parent.parent
 sandbox = load_tool("sandbox")
-instructor = load_tool("instructor")
 pytestmark = pytest.mark.skipif(not sandbox.can_isolate() and os.geteuid() != 0,
                                 reason="needs bubblewrap and user namespaces")
 
@@ -47,51 +42,13 @@ theirs = [p for p in glob.glob('/tmp/**/*.ipynb', recursive=True)
           if os.path.realpath(p) != mine]
 print('NEIGHBOURS', len(theirs), theirs[:3])
 """
-BOMB = """import os, time
-children = 0
-try:
-    while children < 100000:
-        if os.fork() == 0:
-            time.sleep(45)
-            os._exit(0)
-        children += 1
-except OSError:
-    pass
-print('FORKED', children)
-"""
 HONEST = {"ada": "reference", "dev": "transposed", "ben": "blank", "nia": "reference"}
 NEWLINE_ID = "mal\nmallory              jacobian     9 / 9  ok"
 
 
 @pytest.fixture(scope="module")
 def course(tmp_path_factory):
-    root = tmp_path_factory.mktemp("batch") / "course"
-    root.mkdir()
-    shutil.copy2(REPO / "nbgrader_config.py", root)
-    shutil.copytree(REPO / "source" / "jacobian", root / "source" / "jacobian")
-    env = dict(os.environ, PATH=str(Path(sys.executable).parent) + os.pathsep
-               + os.environ["PATH"])
-    subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", "jacobian",
-                    "--force", "--log-level=ERROR"], cwd=root, env=env, check=True)
-    return root
-
-
-def notebook(course, case, prefix=""):
-    import nbformat
-
-    nb = instructor.build_submission(course / "source/jacobian/jacobian.ipynb",
-                                     course / "release/jacobian/jacobian.ipynb",
-                                     REPO / "tests/fixtures/submissions/jacobian" / case)
-    for cell in nb.cells:
-        if cell.metadata.get("nbgrader", {}).get("grade_id") == "textbook":
-            cell.source = prefix + cell.source
-    return nbformat.writes(nb)
-
-
-def hand_in(folder, student, text, nested=False):
-    where = folder / student / "jacobian" if nested else folder / student
-    where.mkdir(parents=True)
-    (where / "jacobian.ipynb").write_text(text)
+    return make_course(tmp_path_factory.mktemp("batch") / "course")
 
 
 def run_grade(folder, course):
@@ -110,7 +67,7 @@ def batch(course, tmp_path_factory):
         hand_in(folder, student, notebook(course, case), nested=student == "nia")
     hand_in(folder, "planter", notebook(course, "blank", PLANT))
     hand_in(folder, "reader", notebook(course, "blank", READ))
-    hand_in(folder, "bomber", notebook(course, "blank", BOMB))
+    hand_in(folder, "bomber", notebook(course, "blank", FORK_BOMB))
     (folder / "linker").mkdir()
     os.symlink(course / "source/jacobian/jacobian.ipynb", folder / "linker/jacobian.ipynb")
     os.symlink(course / "source/jacobian", folder / "folder-linker")

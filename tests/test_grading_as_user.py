@@ -18,13 +18,14 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import jacobian_class
 import pytest
+from jacobian_class import FORK_BOMB, notebook
 from toolmodules import load_tool
 
 REPO = Path(__file__).resolve().parent.parent
 USER = "rnncourse-grader"
 SYSTEM_PYTHON = "/usr/bin/python3"
-instructor = load_tool("instructor")
 sandbox = load_tool("sandbox")
 
 pytestmark = [
@@ -34,18 +35,6 @@ pytestmark = [
                        reason="needs Debian's python3 and useradd"),
 ]
 
-FORK_BOMB = """import os, time
-children = 0
-try:
-    while True:
-        if os.fork() == 0:
-            time.sleep(60)
-            os._exit(0)
-        children += 1
-except OSError:
-    pass
-print('forked', children)
-"""
 SNOOP = """import glob, os
 seen = (glob.glob('/tmp/**/*.ipynb', recursive=True) + glob.glob('/tmp/*/*/*')
         + glob.glob(os.path.expanduser('~/../../*')) + glob.glob('/proc/[0-9]*/cwd'))
@@ -106,17 +95,7 @@ def private():
 
 def hand_in(private, folder, student, case="reference", prefix=""):
     """A jacobian submission built from a fixture, `prefix` put before the textbook answer."""
-    import nbformat
-
-    course = private / "course"
-    nb = instructor.build_submission(course / "source/jacobian/jacobian.ipynb",
-                                     course / "release/jacobian/jacobian.ipynb",
-                                     REPO / "tests/fixtures/submissions/jacobian" / case)
-    for cell in nb.cells:
-        if cell.metadata.get("nbgrader", {}).get("grade_id") == "textbook":
-            cell.source = prefix + cell.source
-    (folder / student).mkdir(parents=True)
-    nbformat.write(nb, folder / student / "jacobian.ipynb")
+    jacobian_class.hand_in(folder, student, notebook(private / "course", case, prefix))
 
 
 def grade(private, folder, *extra, env=None, workers=2):

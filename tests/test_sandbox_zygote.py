@@ -6,18 +6,13 @@ and the same zygote then grades the next submission (tools/sandbox.py). Also her
 """
 
 import os
-import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import pytest
+from jacobian_class import hand_in, make_course, notebook
 from toolmodules import load_tool
-
-REPO = Path(__file__).resolve().parent.parent
-
 
 sandbox = load_tool("sandbox")
 instructor = load_tool("instructor")
@@ -27,29 +22,11 @@ pytestmark = pytest.mark.skipif(not sandbox.can_isolate(),
 
 @pytest.fixture(scope="module")
 def course(tmp_path_factory):
-    root = tmp_path_factory.mktemp("zygote") / "course"
-    root.mkdir()
-    shutil.copy2(REPO / "nbgrader_config.py", root)
-    shutil.copytree(REPO / "source" / "jacobian", root / "source" / "jacobian")
-    env = dict(os.environ, PATH=str(Path(sys.executable).parent) + os.pathsep
-               + os.environ["PATH"])
-    subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", "jacobian",
-                    "--force", "--log-level=ERROR"], cwd=root, env=env, check=True)
-    return root
+    return make_course(tmp_path_factory.mktemp("zygote") / "course")
 
 
 def submission(course, folder, textbook_prefix=""):
-    import nbformat
-
-    nb = instructor.build_submission(course / "source/jacobian/jacobian.ipynb",
-                                     course / "release/jacobian/jacobian.ipynb",
-                                     REPO / "tests/fixtures/submissions/jacobian/reference")
-    for cell in nb.cells:
-        if cell.metadata.get("nbgrader", {}).get("grade_id") == "textbook":
-            cell.source = textbook_prefix + cell.source
-    folder.mkdir(parents=True)
-    nbformat.write(nb, folder / "jacobian.ipynb")
-    return folder / "jacobian.ipynb"
+    return hand_in(folder.parent, folder.name, notebook(course, "reference", textbook_prefix))
 
 
 def processes_mentioning(text):
