@@ -165,19 +165,19 @@ def _bwrap():
     return os.environ.get("RNNCOURSE_BWRAP") or shutil.which("bwrap") or "/usr/bin/bwrap"
 
 
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
+
+
 def _system_mounts():
     """bwrap arguments that show the system's programs and libraries read-only."""
     args = []
-    for top in ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc"):
-        path = Path("/") / top
+    for top in SYSTEM_DIRS:
+        path = Path(top)
         if path.is_symlink():
             args += ["--symlink", os.readlink(path), str(path)]
         elif path.is_dir():
             args += ["--ro-bind", str(path), str(path)]
     return args
-
-
-SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
 
 
 @functools.cache
