@@ -59,7 +59,8 @@ clean:
 
 # ---------------------------------------------------------------------------
 # Instructor workflow: the graded assignments (nbgrader). One command per step;
-# the logic lives in tools/instructor.py, which wraps nbgrader (see its --help).
+# the logic lives in rnngrading.instructor (console script rnncourse-instructor, see its
+# --help), which wraps nbgrader.
 #   make instructor-release                    source/ -> release/ (+ tests into gradebook.db)
 #   make instructor-collect ASSIGNMENT=jacobian FROM=path/to/folder-or.zip [REPLACE=1]
 #   make instructor-autograde [ASSIGNMENT=...]  submitted/ -> autograded/ + gradebook.db
@@ -71,7 +72,7 @@ ASSIGNMENT ?=
 FROM ?=
 REPLACE ?=
 TO ?= grades.csv
-INSTRUCTOR := $(PY) tools/instructor.py
+INSTRUCTOR := $(VENV)/bin/rnncourse-instructor
 
 .PHONY: instructor-release instructor-collect instructor-autograde instructor-feedback \
 	instructor-export instructor-grades instructor-demo
@@ -100,7 +101,8 @@ instructor-demo: setup
 	$(INSTRUCTOR) demo
 
 # ---------------------------------------------------------------------------
-# Safe parallel autograde (tools/sandbox.py; limits in grading_limits.toml).
+# Safe parallel autograde (rnngrading, console script rnncourse-grade; limits in
+# grading_limits.toml).
 # Each submission is graded in its own scratch course, its kernel in bubblewrap: no
 # network, its own PIDs, user id (or user namespace), home and /tmp, rlimits, nothing of the
 # course or of other submissions in sight; scores merged into gradebook.db and the graded
@@ -118,7 +120,7 @@ UNSAFE ?=
 .PHONY: grade
 grade: setup
 	@test -n "$(ASSIGNMENT)" || { echo "usage: make grade ASSIGNMENT=jacobian [WORKERS=2]"; exit 2; }
-	$(PY) tools/sandbox.py grade $(ASSIGNMENT) "$(or $(FROM),submitted)" \
+	$(VENV)/bin/rnncourse-grade grade $(ASSIGNMENT) "$(or $(FROM),submitted)" \
 		$(if $(WORKERS),--workers $(WORKERS),) $(if $(SCHEDULER),--scheduler $(SCHEDULER),) \
 		$(if $(UNSAFE),--unsafe-no-isolation,)
 

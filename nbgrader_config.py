@@ -6,24 +6,24 @@ Layout (nbgrader's defaults, relative to the root):
     submitted/<student>/<assignment>/, autograded/..., feedback/...: the grading pipeline
     gradebook.db              the SQLite gradebook
 
-The instructor commands in tools/instructor.py (and the Makefile's "Instructor
-workflow" block) run nbgrader from this folder, so this file is what they read.
-Copied into another folder, it makes that folder a course root (the instructor demo
-and the grading tests rely on this).
+The instructor commands (rnngrading.instructor, the Makefile's "Instructor workflow"
+block) run nbgrader from this folder, so this file is what they read. Copied into
+another folder with grading_limits.toml, it makes that folder a course root (the
+instructor demo and the grading tests rely on this).
 """
 
 import os
+import tomllib
 
 c = get_config()  # noqa: F821 (injected by traitlets when nbgrader loads this file)
 
 c.CourseDirectory.course_id = "rnn-vanishing-gradient"
 c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))
 
-# Per-cell time limit while validating and autograding, in seconds. The slowest
-# cells are the two training cells of copy_task (a vanilla RNN, then an LSTM),
-# about 15 s each on one idle core; the limit leaves room for a loaded machine
-# and stops a runaway loop without holding up the whole class.
-c.ExecutePreprocessor.timeout = 150
+# Per-cell time limit while validating and autograding, in seconds: its one home is
+# grading_limits.toml beside this file, which says why it is what it is.
+with open(os.path.join(c.CourseDirectory.root, "grading_limits.toml"), "rb") as f:
+    c.ExecutePreprocessor.timeout = tomllib.load(f)["limits"]["cell_timeout"]
 
 # A Python warning printed by a student's correct code (a torch or NumPy
 # deprecation, say) lands on stderr, and nbgrader scores any test cell with
@@ -41,6 +41,6 @@ c.Execute.extra_arguments = ["--IPKernelApp.log_level=ERROR"]
 # name and message only, since a traceback quotes the code around the failing line.
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
-    "rnncourse.grading.HideHiddenTests",
+    "rnngrading.feedback.HideHiddenTests",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]

@@ -1,0 +1,20 @@
+"""rnngrading: safe, parallel autograding of the course's nbgrader assignments.
+
+Modules, by what they hold:
+    course       the course root, its assignments and gradebook, nbgrader run in it
+    limits       the grading limits (their one home: the course's grading_limits.toml)
+    intake       what students hand in: a folder of student folders, checked before reading
+    prechecks    checks of an untrusted notebook, and the pre-flight check of the set-up
+    isolation    bubblewrap around each grading kernel, and the kernel launcher
+    zygote       a process that imported nbgrader once and forks one autograde per request
+    runner       grading one submission in a scratch course: a Result, measured or not
+    batch        grading a class in parallel on Dask
+    gradebook    merging Results into the course gradebook; the grade table
+    outputs      nbgrader preprocessors that cap output in bytes while autograding
+    feedback     the feedback preprocessor that hides hidden tests, and its check
+    fixtures     the simulated class: submissions built from fixture cases
+    instructor   the instructor's commands (console script rnncourse-instructor)
+    cli          sandboxed grading from the command line (console script rnncourse-grade)
+
+Instructors and tests import it; students' notebooks never do.
+"""

@@ -1,0 +1,262 @@
+"""Isolation of a grading kernel: bubblewrap namespaces, a user id of its own, rlimits.
+
+nbgrader starts a grading kernel through the kernel spec that kernel_setup writes: the
+spec's argv is `python -m rnngrading.isolation --spec SPEC -f CONNECTION_FILE`, this
+module's launcher, which runs as the instructor (or root), outside any sandbox, and execs
+bubblewrap around ipykernel: new PID, network, IPC and UTS namespaces; a filesystem of the
+system's programs (/usr, /etc), the Python environment and the notebook's folder, all
+read-only, and a home, /tmp and /dev/shm of its own. As root the kernel runs under a user
+id of its own (SANDBOX_UID_BASE + the launcher's pid); as an ordinary user, in a user
+namespace of its own. Either way the process limit counts this kernel's processes only.
+rlimits are set inside by prlimit. The kernel talks to nbgrader over Unix sockets in the
+run folder (transport "ipc"): it has no network, not even nbgrader's loopback.
+"""
+
+import argparse
+import dataclasses
+import functools
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from .course import GradingSetupError, grading_env
+from .limits import Limits
+
+KERNEL_NAME = "rnncourse-sandbox"
+PR_SET_PDEATHSIG = 1
+SANDBOX_UID_BASE = 1_500_000_000  # as root: kernel user id = base + launcher pid (unique)
+KERNEL_ENV = ("PATH", "LANG", "LANGUAGE", "TZ", "PYTHONPATH", "PYTHONHASHSEED")
+KERNEL_ENV_PREFIXES = ("LC_", "OPENBLAS_", "OMP_", "MKL_", "ATEN_", "ONEDNN_", "NPY_")
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
+
+
+def die_with_parent():
+    """Have the kernel send this process SIGKILL when its parent dies."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def bwrap_path():
+    """bubblewrap's path (RNNCOURSE_BWRAP overrides it, e.g. to test a machine without it)."""
+    return os.environ.get("RNNCOURSE_BWRAP") or shutil.which("bwrap") or "/usr/bin/bwrap"
+
+
+
+
+def _system_mounts():
+    """bwrap arguments that show the system's programs and libraries read-only."""
+    args = []
+    for top in SYSTEM_DIRS:
+        path = Path(top)
+        if path.is_symlink():
+            args += ["--symlink", os.readlink(path), str(path)]
+        elif path.is_dir():
+            args += ["--ro-bind", str(path), str(path)]
+    return args
+
+
+@functools.cache
+def isolation():
+    """(mode, reason): how this machine isolates a grading kernel, probed once per process.
+
+    mode "root":   running as root; privileged bubblewrap, the kernel under a user id of its
+                   own (SANDBOX_UID_BASE + the launcher's pid)
+    mode "userns": an ordinary user; bubblewrap in an unprivileged user namespace
+    mode None:     no isolation possible; reason says why, in one line, with the fix
+    """
+    bwrap = bwrap_path()
+    if not os.access(bwrap, os.X_OK):
+        return None, (f"bubblewrap ({bwrap}) is missing: install it (apt-get install bubblewrap, "
+                      "or make setup as root)")
+    mode = "root" if os.geteuid() == 0 else "userns"
+    argv = [bwrap, *_unshare_args(mode), *_system_mounts(), "--proc", "/proc", "--dev", "/dev",
+            "true"]
+    probe = subprocess.run(argv, capture_output=True, text=True)
+    if probe.returncode == 0:
+        return mode, ""
+    said = (probe.stderr.strip().splitlines() or ["no message"])[-1][:160]
+    if mode == "userns":
+        return None, (f"bubblewrap cannot create a user namespace here ({said}): allow "
+                      "unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1, "
+                      "or kernel.apparmor_restrict_unprivileged_userns=0), or grade as root")
+    return None, f"bubblewrap failed as root ({said})"
+
+
+def can_isolate():
+    """True when student kernels can be sandboxed on this machine."""
+    return isolation()[0] is not None
+
+
+def _unshare_args(mode):
+    args = ["--die-with-parent", "--new-session", "--unshare-pid", "--unshare-net",
+            "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
+    if mode == "userns":
+        # Each kernel in a user namespace of its own: the process limit counts the processes
+        # of that namespace only (Linux >= 5.14 ucounts), not every kernel of this user.
+        return args + ["--unshare-user", "--disable-userns"]
+    # As root the kernel gets a user id of its own (setpriv below): no user namespace, and
+    # only the capabilities that setpriv needs, dropped with the user id.
+    return args + ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+
+
+def _minimal(paths):
+    """The paths not inside another of them, nor inside a system directory."""
+    keep = []
+    for path in sorted({str(Path(p)) for p in paths}, key=lambda p: (p.count("/"), p)):
+        inside = [*SYSTEM_DIRS, *keep]
+        if not any(path == k or path.startswith(k.rstrip("/") + "/") for k in inside):
+            keep.append(path)
+    return keep
+
+
+def python_paths():
+    """What a grading kernel must read: the interpreter, its environment and sys.path."""
+    return _python_paths(os.environ.get("PYTHONPATH"))
+
+
+@functools.cache
+def _python_paths(pythonpath):
+    code = "import json, sys; print(json.dumps([sys.prefix, sys.base_prefix, *sys.path[1:]]))"
+    env = {k: v for k, v in grading_env().items() if k in ("PATH", "HOME")}
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         cwd="/", check=True)
+    found = [str(Path(p).resolve()) for p in json.loads(out.stdout) if p and Path(p).exists()]
+    found.append(str(Path(sys.executable).parent.parent))  # the venv, not its target
+    return _minimal(found)
+
+
+def bwrap_argv(mode, read_only, writable, chdir, tmp_bytes):
+    """The bubblewrap command line of one grading kernel (the command itself not included).
+
+    read_only / writable: paths shown at the same place inside, nothing else of the host's
+    files but the system directories; /tmp, /dev/shm and the home are the kernel's own
+    """
+    argv = [bwrap_path(), *_unshare_args(mode), *_system_mounts(), "--proc", "/proc",
+            "--dev", "/dev", "--perms", "1777", "--size", str(tmp_bytes), "--tmpfs", "/tmp",
+            "--perms", "1777", "--size", str(tmp_bytes), "--tmpfs", "/dev/shm"]
+    made = {"/", "/tmp", "/dev", "/proc", *SYSTEM_DIRS}
+    binds = [(p, "--ro-bind") for p in _minimal(read_only)] + [(p, "--bind") for p in writable]
+    for path, how in binds:
+        # bwrap makes missing parents 0700 when it runs as root: make them 0755 ourselves,
+        # so that the kernel's user can walk down to what it may read
+        for parent in reversed(Path(path).parents):
+            if str(parent) not in made:
+                argv += ["--dir", str(parent)]
+                made.add(str(parent))
+        argv += [how, path, path]
+        made.add(path)
+    return argv + ["--chdir", chdir]
+
+
+def _prlimit_args(limits):
+    mb = 1024 * 1024
+    return ["prlimit", f"--as={limits.memory_mb * mb}",
+            f"--cpu={limits.cpu_seconds}:{limits.cpu_seconds + 5}",
+            f"--fsize={limits.max_file_mb * mb}", "--core=0",
+            f"--nproc={limits.max_processes}", "--"]
+
+
+def grading_mode(unsafe=False):
+    """The isolation mode to grade with; GradingSetupError when there is none and the
+    instructor did not ask to grade without it (unsafe)."""
+    mode, why = isolation()
+    if mode is None and not unsafe:
+        raise GradingSetupError(f"cannot sandbox student code: {why}; or grade without "
+                                "isolation with --unsafe-no-isolation (UNSAFE=1)")
+    return mode
+
+
+def kernel_setup(scratch, limits, mode, read_only=()):
+    """Folders, spec and kernel spec for sandboxed kernels started from `scratch`.
+
+    returns the environment that a Jupyter process (nbgrader, or the pre-flight check)
+    needs to find the kernel spec and to put its connection files in scratch/run
+    """
+    run, home = scratch / "run", scratch / "kernel-home"
+    for folder in (run, home, scratch / "jupyter-config"):
+        folder.mkdir(mode=0o700)
+    spec = {"mode": mode, "limits": dataclasses.asdict(limits), "home": str(home),
+            "run": str(run), "read_only": [*python_paths(), *map(str, read_only)]}
+    (scratch / "sandbox.json").write_text(json.dumps(spec, indent=1))
+    argv = [sys.executable, "-m", "rnngrading.isolation", "--spec",
+            str(scratch / "sandbox.json"), "-f", "{connection_file}"]
+    kernel = {"argv": argv, "display_name": "Python 3 (sandboxed grading)",
+              "language": "python", "interrupt_mode": "message"}
+    folder = scratch / "jupyter" / "kernels" / KERNEL_NAME
+    folder.mkdir(parents=True)
+    (folder / "kernel.json").write_text(json.dumps(kernel, indent=1))
+    return {"JUPYTER_PATH": str(scratch / "jupyter"), "JUPYTER_DATA_DIR": str(scratch / "jupyter"),
+            "JUPYTER_RUNTIME_DIR": str(run), "JUPYTER_CONFIG_DIR": str(scratch / "jupyter-config")}
+
+
+def _chown_tree(path, uid):
+    os.chown(path, uid, uid)
+    for parent, dirs, files in os.walk(path):
+        for name in dirs + files:
+            os.chown(os.path.join(parent, name), uid, uid, follow_symlinks=False)
+
+
+def kernel_command(spec, connection_file, cwd, extra=(), uid=None):
+    """(argv, env) that start one sandboxed grading kernel; see launch_kernel."""
+    limits = Limits(**spec["limits"])
+    home = spec["home"]
+    env = {k: v for k, v in os.environ.items()
+           if k in KERNEL_ENV or k.startswith(KERNEL_ENV_PREFIXES)}
+    for var in ("HOME", "IPYTHONDIR", "MPLCONFIGDIR", "XDG_CACHE_HOME", "JUPYTER_RUNTIME_DIR"):
+        env[var] = home
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[var] = str(limits.kernel_threads)
+    kernel = [*_prlimit_args(limits), sys.executable, "-m", "ipykernel_launcher",
+              "-f", connection_file, *extra]
+    mode = spec["mode"]
+    if mode is None:
+        return kernel, env
+    if mode == "root":
+        kernel = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+                  "--no-new-privs", "--", *kernel]
+    argv = bwrap_argv(mode, spec["read_only"] + [cwd], [spec["run"], home], cwd,
+                      limits.max_file_mb * 1024 * 1024)
+    return argv + kernel, env
+
+
+def launch_kernel(spec_file, connection_file, extra=()):
+    """Run as the kernel spec's argv: exec bubblewrap around ipykernel (never returns).
+
+    The kernel sees the system's programs, the Python environment and the notebook's
+    folder read-only, its own home, /tmp and /dev/shm, and the run folder where its
+    sockets go; no network, its own PIDs; rlimits set inside (prlimit), after the user
+    namespace exists, so that the process limit counts this kernel's processes only.
+    """
+    spec = json.loads(Path(spec_file).read_text())
+    uid = None
+    if spec["mode"] == "root":
+        uid = SANDBOX_UID_BASE + os.getpid()
+        for folder in (spec["run"], spec["home"]):
+            _chown_tree(folder, uid)
+    argv, env = kernel_command(spec, str(Path(connection_file).resolve()), os.getcwd(), extra,
+                               uid)
+    die_with_parent()
+    os.execvpe(argv[0], argv, env)
+
+
+
+def main(argv=None):
+    """The kernel spec's argv: `--spec SPEC -f CONNECTION_FILE [ipykernel arguments]`."""
+    parser = argparse.ArgumentParser(prog="python -m rnngrading.isolation",
+                                     description="start one sandboxed grading kernel")
+    parser.add_argument("--spec", required=True)
+    parser.add_argument("-f", dest="connection_file", required=True)
+    args, extra = parser.parse_known_args(argv)  # the rest (a log level) goes to ipykernel
+    launch_kernel(args.spec, args.connection_file, extra=extra)
+
+
+if __name__ == "__main__":
+    main()

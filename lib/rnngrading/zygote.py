@@ -1,0 +1,156 @@
+"""The zygote: `nbgrader autograde` without paying for nbgrader's imports per submission.
+
+Starting `nbgrader autograde` as a new process costs Python's start and about 1.2 s of
+imports per submission (benchmarks/RESULTS.md). A zygote is a single-threaded process
+(`python -m rnngrading.zygote`) that has imported nbgrader once and forks one child per
+request: the child runs nbgrader's autograde app in a session of its own, its output in a
+log file, and is killed with all it started when the request's time is up. Each grading
+process (a Dask worker) keeps its idle zygotes for the next submission.
+
+Why not multiprocessing's forkserver with preloaded modules, which does the same: Dask's
+worker processes are daemonic (distributed.worker.daemon), and multiprocessing refuses to
+start children from a daemonic process; the protocol here is one JSON line each way.
+"""
+
+import atexit
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+from .course import grading_env
+from .isolation import die_with_parent
+
+_idle = []  # idle zygotes of this process
+_idle_lock = threading.Lock()
+
+
+def _child(req):
+    """In the forked child: nbgrader autograde, in a session of its own. Never returns."""
+    code = 1
+    try:
+        os.setsid()
+        fd = os.open(req["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+        die_with_parent()
+        os.chdir(req["scratch"])
+        os.environ.clear()
+        os.environ.update(req["env"])
+        sys.argv = list(req["argv"])
+        from nbgrader.apps.nbgraderapp import NbGraderApp
+
+        try:
+            NbGraderApp.launch_instance(argv=req["argv"][1:])
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:  # noqa: BLE001 - the child must always reach os._exit
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _serve(req):
+    """Fork a child for one request and wait for it, at most req['timeout'] seconds."""
+    pid = os.fork()
+    if pid == 0:
+        _child(req)
+    deadline = time.monotonic() + req["timeout"]
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return {"rc": os.waitstatus_to_exitcode(status), "timed_out": False}
+        if time.monotonic() > deadline:
+            os.killpg(pid, signal.SIGKILL)  # the child's session: it and its namespace's PID 1
+            os.waitpid(pid, 0)
+            return {"rc": None, "timed_out": True}
+        time.sleep(0.02)
+
+
+def main():
+    """`python -m rnngrading.zygote`: import nbgrader, then serve a JSON request per line."""
+    import nbclient  # noqa: F401
+    import nbgrader.apps.autogradeapp  # noqa: F401
+    import nbgrader.apps.nbgraderapp  # noqa: F401
+    import nbgrader.converters.autograde  # noqa: F401
+    import nbgrader.preprocessors  # noqa: F401
+    from jupyter_client import manager  # noqa: F401
+
+    import rnngrading.outputs  # noqa: F401
+
+    print("ready", flush=True)
+    for line in sys.stdin:  # EOF: the process that started us is gone
+        print(json.dumps(_serve(json.loads(line))), flush=True)
+    return 0
+
+
+class _Zygote:
+    def __init__(self):
+        env = grading_env()
+        self.proc = subprocess.Popen([sys.executable, "-m", "rnngrading.zygote"],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                     env=env, cwd="/")
+        first = self.proc.stdout.readline().strip()
+        if first != "ready":
+            self.proc.kill()
+            raise RuntimeError(f"the grading zygote did not start (said {first!r})")
+
+    def run(self, req):
+        self.proc.stdin.write(json.dumps(req) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError("the grading zygote died")
+        return json.loads(line)
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def run(req):
+    """Run one autograde request in an idle zygote of this process (started if none)."""
+    with _idle_lock:
+        zygote = _idle.pop() if _idle else None
+    if zygote is None or zygote.proc.poll() is not None:
+        zygote = _Zygote()
+    try:
+        reply = zygote.run(req)
+    except BaseException:
+        zygote.close()
+        raise
+    with _idle_lock:
+        _idle.append(zygote)
+    return reply
+
+
+@atexit.register
+def close_all():
+    with _idle_lock:
+        while _idle:
+            _idle.pop().close()
+
+
+
+
+def idle_count():
+    """How many idle zygotes this process keeps (for the tests and the benchmark)."""
+    with _idle_lock:
+        return sum(z.proc.poll() is None for z in _idle)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
