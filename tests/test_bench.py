@@ -1,44 +1,47 @@
-"""The benchmark command's cheap parts, so that it cannot rot between full runs.
+"""The benchmarks package's cheap parts, so that it cannot rot between full runs.
 
-tools/bench.py itself (minutes of notebooks and grading) never runs here: only its pure
-helpers, the BPTT timing on a tiny shape with one repeat, and the report written from
+`python -m benchmarks` itself (minutes of notebooks and grading) never runs here: only its
+pure helpers, the BPTT timing on a tiny shape with one repeat, and the report rendered from
 made-up measurements.
 """
 
 import numpy as np
 import pytest
-from toolmodules import load_tool
 
-bench = load_tool("bench")
+from benchmarks.autograde import parse_importtime
+from benchmarks.bptt import time_bptt
+from benchmarks.notebooks import cell_seconds
+from benchmarks.report import render
+from benchmarks.stats import fmt_num, fmt_stats, ratio_stats, summarize, verdict
 
 
 def test_summary_is_the_median_with_min_and_max():
-    stats = bench.summarize([3.0, 1.0, 2.0, 10.0])
+    stats = summarize([3.0, 1.0, 2.0, 10.0])
     assert (stats["median"], stats["min"], stats["max"], stats["n"]) == (2.5, 1.0, 10.0, 4)
-    assert bench.summarize([]) is None
+    assert summarize([]) is None
 
 
 def test_a_value_is_written_as_median_then_range_and_runs():
-    assert bench.fmt_stats(bench.summarize([12.34, 11.9, 12.8]), "s") == "12.3 s (11.9-12.8, n=3)"
-    assert bench.fmt_stats(bench.summarize([0.5]), "s") == "0.5 s (n=1)"
-    assert bench.fmt_stats(None) == "n/a"
-    assert bench.fmt_num(1234.4) == "1234"
-    assert bench.fmt_num(0.001234) == "1.23e-03"
+    assert fmt_stats(summarize([12.34, 11.9, 12.8]), "s") == "12.3 s (11.9-12.8, n=3)"
+    assert fmt_stats(summarize([0.5]), "s") == "0.5 s (n=1)"
+    assert fmt_stats(None) == "n/a"
+    assert fmt_num(1234.4) == "1234"
+    assert fmt_num(0.001234) == "1.23e-03"
 
 
 def test_targets_pass_at_the_limit_and_miss_beyond_it():
-    assert bench.verdict(90.0, 90.0) == "PASS"
-    assert bench.verdict(90.1, 90.0) == "MISS"
-    assert bench.verdict(1.6, 1.6, at_least=True) == "PASS"
-    assert bench.verdict(1.59, 1.6, at_least=True) == "MISS"
-    assert bench.verdict(None, 1.0) == "MISS"
+    assert verdict(90.0, 90.0) == "PASS"
+    assert verdict(90.1, 90.0) == "MISS"
+    assert verdict(1.6, 1.6, at_least=True) == "PASS"
+    assert verdict(1.59, 1.6, at_least=True) == "MISS"
+    assert verdict(None, 1.0) == "MISS"
 
 
 def test_a_ratio_is_taken_run_by_run():
-    r = bench.ratio_stats([4.0, 6.0, 5.0], [1.0, 2.0, 2.0])  # 4, 3, 2.5
+    r = ratio_stats([4.0, 6.0, 5.0], [1.0, 2.0, 2.0])  # 4, 3, 2.5
     assert (r["median"], r["min"], r["max"], r["n"]) == (3.0, 2.5, 4.0, 3)
     with pytest.raises(ValueError, match="not paired"):
-        bench.ratio_stats([1.0, 2.0], [1.0])
+        ratio_stats([1.0, 2.0], [1.0])
 
 
 def test_cell_time_comes_from_nbclient_timing_metadata():
@@ -46,8 +49,8 @@ def test_cell_time_comes_from_nbclient_timing_metadata():
         "iopub.status.busy": "2026-11-21T06:00:00.250000Z",
         "shell.execute_reply": "2026-11-21T06:00:02.000000Z",
     }}}
-    assert bench.cell_seconds(cell) == pytest.approx(1.75)
-    assert bench.cell_seconds({"metadata": {}}) is None
+    assert cell_seconds(cell) == pytest.approx(1.75)
+    assert cell_seconds({"metadata": {}}) is None
 
 
 def test_importtime_lines_give_top_level_packages_only():
@@ -57,11 +60,11 @@ def test_importtime_lines_give_top_level_packages_only():
         "import time:       300 |    1778409 |   rfc3987_syntax",
         "import time:       283 |    1873605 | jsonschema",
     ])
-    assert bench.parse_importtime(text) == {"rfc3987_syntax": 1.778409, "jsonschema": 1.873605}
+    assert parse_importtime(text) == {"rfc3987_syntax": 1.778409, "jsonschema": 1.873605}
 
 
 def test_bptt_timing_runs_on_a_tiny_shape_and_the_two_sides_agree():
-    r = bench.time_bptt(2, 5, 4, np.float64, repeats=1, min_sample=0.0)
+    r = time_bptt(2, 5, 4, np.float64, repeats=1, min_sample=0.0)
     for side in ("numpy", "torch_nn", "torch_loop"):
         assert len(r[side]) == 1 and r[side][0] > 0
     assert r["max_grad_diff"] < 1e-10
@@ -69,8 +72,8 @@ def test_bptt_timing_runs_on_a_tiny_shape_and_the_two_sides_agree():
 
 def made_up_results():
     """Results shaped as a full run makes them, from invented numbers."""
-    s = bench.summarize
-    bptt = bench.time_bptt(2, 3, 4, np.float32, repeats=1, min_sample=0.0)
+    s = summarize
+    bptt = time_bptt(2, 3, 4, np.float32, repeats=1, min_sample=0.0)
     return {
         "quick": False, "runs": 3, "load_start": [0.5, 0.4, 0.3], "load_end": [2.0, 1.0, 0.5],
         "duration_s": 600.0, "notes": ["made up"],
@@ -84,19 +87,19 @@ def made_up_results():
         "autograde": {"jacobian": {
             "autograde": s([7.0]), "plain": s([1.0]), "plain_hidden": s([2.0]),
             "autograde_cells": s([1.5]), "plain_cells": s([0.2]), "kernel_start": s([0.9]),
-            "batch": s([2.8]), "batch_size": 5, "ratio": bench.ratio_stats([7.0], [2.0]),
-            "ratio_batch": bench.ratio_stats([2.8], [2.0]),
-            "ratio_as_handed_in": bench.ratio_stats([7.0], [1.0]), "score": 9,
+            "batch": s([2.8]), "batch_size": 5, "ratio": ratio_stats([7.0], [2.0]),
+            "ratio_batch": ratio_stats([2.8], [2.0]),
+            "ratio_as_handed_in": ratio_stats([7.0], [1.0]), "score": 9,
             "batch_scores": [9], "max_score": 9}},
         "imports": {"interpreter": s([0.02]), "nbgrader": s([1.2]),
                     "packages": {"nbgrader": 1.0}},
         "parallel": {"assignment": "jacobian", "students": 20, "workers": 2, "cases": ["a"],
                      "nbgrader_seq": s([80.0]), "nbgrader_par": s([45.0]),
                      "sandbox_seq": s([100.0]), "sandbox_par": s([70.0]),
-                     "speedup_nbgrader": bench.ratio_stats([80.0], [45.0]),
-                     "speedup_sandbox": bench.ratio_stats([100.0], [70.0]),
-                     "isolation_cost": bench.ratio_stats([100.0], [80.0]),
-                     "sandbox_par_vs_nbgrader_seq": bench.ratio_stats([80.0], [70.0]),
+                     "speedup_nbgrader": ratio_stats([80.0], [45.0]),
+                     "speedup_sandbox": ratio_stats([100.0], [70.0]),
+                     "isolation_cost": ratio_stats([100.0], [80.0]),
+                     "sandbox_par_vs_nbgrader_seq": ratio_stats([80.0], [70.0]),
                      "same_scores": True, "different_scores": [],
                      "sandbox_profile": {"wall": 20.0, "profiled_total": 19.0, "top": [],
                                          "parts": {"grade_one, the whole submission": 19.0}}},
@@ -111,7 +114,7 @@ def made_up_results():
 
 
 def test_the_report_states_each_target_with_pass_or_miss():
-    text = bench.render(made_up_results())
+    text = render(made_up_results())
     for heading in ("## Machine", "## 1.", "## 2.", "## 3.", "## 4.", "## 5."):
         assert heading in text
     row = next(line for line in text.splitlines() if line.startswith("| 01.ipynb"))
@@ -132,4 +135,4 @@ def test_the_report_states_each_target_with_pass_or_miss():
 def test_a_busy_machine_is_said_so():
     results = made_up_results()
     results["load_sections"] = {"parallel": [2.4, 1.0, 0.5]}
-    assert "shared: 1-minute load up to 2.4" in bench.render(results)
+    assert "shared: 1-minute load up to 2.4" in render(results)

@@ -1,0 +1,36 @@
+"""The report: RESULTS.md rendered from a run's results by the Jinja2 template RESULTS.md.j2.
+
+This module passes data and number formats only; every sentence is in the template.
+"""
+
+import re
+from pathlib import Path
+
+import jinja2
+
+from .bptt import KEY as BPTT_KEY
+from .copy_task import EVAL_EVERY as COPY_EVAL_EVERY
+from .stats import TARGETS, fmt_num, fmt_stats, ratio_stats, summarize, verdict
+
+TEMPLATE = "RESULTS.md.j2"
+SECTIONS = ("notebooks", "autograde", "imports", "autograde_profile", "parallel", "bptt",
+            "bptt_profile", "copy")  # what a partial run may leave out
+
+
+def _environment():
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(Path(__file__).parent), undefined=jinja2.StrictUndefined,
+        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=False,
+        extensions=["jinja2.ext.do"], autoescape=False)  # Markdown, not HTML
+    env.filters.update(stats=fmt_stats, num=fmt_num, verdict=verdict, g="{:g}".format,
+                       ms=lambda seconds: summarize([s * 1e3 for s in seconds]))
+    env.globals.update(ratio_stats=ratio_stats, summarize=summarize, targets=TARGETS,
+                       bptt_key=list(BPTT_KEY), copy_eval_every=COPY_EVAL_EVERY)
+    return env
+
+
+def render(results):
+    """The results file, Markdown, from a run's results (as results.json holds them)."""
+    context = {**dict.fromkeys(SECTIONS), "load_sections": {}, "notes": [], **results}
+    text = _environment().get_template(TEMPLATE).render(**context)
+    return re.sub(r"\n{3,}", "\n\n", text).strip("\n")
