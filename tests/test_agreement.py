@@ -1,4 +1,4 @@
-"""The distance sweep of lecture 04: seeding, scoring, and a tiny budget that learns."""
+"""The agreement experiment of lecture 04: seeding, scoring, and a tiny budget that learns."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 import rnncourse as rc
-from rnncourse import experiments as exp
+from rnncourse import agreement
 from rnncourse.tasks import AGREE_QUERY, agreement_batch
 
 
@@ -23,12 +23,12 @@ class _Oracle(nn.Module):
 
 
 def test_accuracy_scores_an_oracle_one_and_its_opposite_zero():
-    assert exp.agreement_accuracy(_Oracle(), distance=7) == 1.0
-    assert exp.agreement_accuracy(_Oracle(flip=True), distance=7) == 0.0
+    assert agreement.agreement_accuracy(_Oracle(), distance=7) == 1.0
+    assert agreement.agreement_accuracy(_Oracle(flip=True), distance=7) == 0.0
 
 
 def test_accuracy_uses_a_fixed_test_batch_with_the_query_last():
-    x1, _ = agreement_batch(exp.TEST_SIZE, 4, np.random.default_rng(exp.TEST_SEED))
+    x1, _ = agreement_batch(agreement.TEST_SIZE, 4, np.random.default_rng(agreement.TEST_SEED))
     seen = []
 
     class Recorder(_Oracle):
@@ -36,25 +36,26 @@ def test_accuracy_uses_a_fixed_test_batch_with_the_query_last():
             seen.append(tokens.clone())
             return super().forward(tokens)
 
-    exp.agreement_accuracy(Recorder(), distance=4)
-    exp.agreement_accuracy(Recorder(), distance=4)
+    agreement.agreement_accuracy(Recorder(), distance=4)
+    agreement.agreement_accuracy(Recorder(), distance=4)
     torch.testing.assert_close(seen[0], torch.from_numpy(x1))
     torch.testing.assert_close(seen[0], seen[1])
     assert torch.all(seen[0][:, -1] == AGREE_QUERY)
 
 
 def test_models_are_seeded_and_forget_bias_is_lstm_only():
-    a, b = exp.make_agreement_model("lstm", 3, H=4), exp.make_agreement_model("lstm", 3, H=4)
+    a = agreement.make_agreement_model("lstm", 3, H=4)
+    b = agreement.make_agreement_model("lstm", 3, H=4)
     for p, q in zip(a.parameters(), b.parameters(), strict=True):
         torch.testing.assert_close(p, q)
-    m = exp.make_agreement_model("lstm", 0, H=4, forget_bias=3.0)
+    m = agreement.make_agreement_model("lstm", 0, H=4, forget_bias=3.0)
     assert torch.all(m.cell.bias_ih_l0[4:8] == 3.0)
     with pytest.raises(ValueError, match="forget_bias"):
-        exp.make_agreement_model("rnn", 0, forget_bias=1.0)
+        agreement.make_agreement_model("rnn", 0, forget_bias=1.0)
 
 
 def test_batches_are_seeded_fresh_and_sized():
-    fn1, fn2 = exp.agreement_batches(5, 8, seed=1), exp.agreement_batches(5, 8, seed=1)
+    fn1, fn2 = agreement.agreement_batches(5, 8, seed=1), agreement.agreement_batches(5, 8, seed=1)
     x1, y1 = fn1(0)
     x2, y2 = fn2(0)
     torch.testing.assert_close(x1, x2)
@@ -64,7 +65,7 @@ def test_batches_are_seeded_fresh_and_sized():
 
 
 def test_a_short_distance_is_learned_with_a_small_budget():
-    _, losses, acc = exp.train_agreement("rnn", distance=2, seed=0, H=8, steps=40, lr=3e-2)
+    _, losses, acc = agreement.train_agreement("rnn", distance=2, seed=0, H=8, steps=40, lr=3e-2)
     assert len(losses) == 40
     assert acc == 1.0
 
@@ -77,20 +78,20 @@ def test_sweep_shape_determinism_and_progress_hook():
         wrapped.append(list(runs))
         return runs
 
-    acc = exp.distance_sweep("lstm", [1, 3], [0, 1, 2], progress=progress, **budget)
-    again, models = exp.distance_sweep("lstm", [1, 3], [0, 1, 2], forget_bias=None,
+    acc = agreement.distance_sweep("lstm", [1, 3], [0, 1, 2], progress=progress, **budget)
+    again, models = agreement.distance_sweep("lstm", [1, 3], [0, 1, 2], forget_bias=None,
                                        keep_models=True, **budget)
     assert acc.shape == (2, 3)
     np.testing.assert_array_equal(acc, again)
     assert sorted(models) == [(1, 0), (1, 1), (1, 2), (3, 0), (3, 1), (3, 2)]
-    assert exp.agreement_accuracy(models[3, 2], 3) == acc[1, 2]
+    assert agreement.agreement_accuracy(models[3, 2], 3) == acc[1, 2]
     assert np.all((acc >= 0) & (acc <= 1))
     assert wrapped == [[(1, 0), (1, 1), (1, 2), (3, 0), (3, 1), (3, 2)]]
 
 
 def test_cue_signal_matches_two_numpy_forward_passes():
-    model = exp.make_agreement_model("rnn", 0, H=5)
-    signal = exp.cue_signal(model, distance=6, n=3, seed=4)
+    model = agreement.make_agreement_model("rnn", 0, H=5)
+    signal = agreement.cue_signal(model, distance=6, n=3, seed=4)
     assert model.out.weight.dtype == torch.float32  # the model itself is left alone
     x, _ = agreement_batch(3, 6, np.random.default_rng(4))
     cell = model.cell
@@ -108,7 +109,7 @@ def test_cue_signal_matches_two_numpy_forward_passes():
 
 
 def test_cue_signal_is_zero_when_the_model_cannot_tell_the_subjects_apart():
-    model = exp.make_agreement_model("lstm", 1, H=4)
+    model = agreement.make_agreement_model("lstm", 1, H=4)
     with torch.no_grad():
         model.cell.weight_ih_l0[:, 1] = model.cell.weight_ih_l0[:, 0]
-    assert np.all(exp.cue_signal(model, distance=5) == 0.0)
+    assert np.all(agreement.cue_signal(model, distance=5) == 0.0)

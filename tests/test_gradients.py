@@ -107,3 +107,31 @@ def test_rel_error():
     assert rc.rel_error([1.0], [3.0]) == pytest.approx(0.5)
     with pytest.raises(ValueError, match=r"shapes \(2,\) and \(3,\)"):
         rc.rel_error(np.zeros(2), np.zeros(3))
+
+
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid", "relu"])
+def test_step_jacobian_and_product_of_each_activation_match_autograd(activation):
+    """act' is computed from the output h_t (tanh 1 - h^2, sigmoid h (1 - h), ReLU h > 0)."""
+    rng = np.random.default_rng(2)
+    H, T = 4, 5
+    W_h, u = rc.with_spectral_radius(H, 1.2, rng), rng.standard_normal((T, H))
+    act = {"tanh": torch.tanh, "sigmoid": torch.sigmoid, "relu": torch.relu}[activation]
+    act_np = rc.gradients.get_activation(activation)[0]
+    h = [np.zeros(H)]
+    for t in range(T):
+        h.append(act_np(W_h @ h[-1] + u[t]))
+    h = np.array(h[1:])
+
+    def steps(h_0):
+        h_t = h_0
+        for t in range(2, T):  # h_2 -> h_T
+            h_t = act(torch.tensor(W_h) @ h_t + torch.tensor(u[t]))
+        return h_t
+
+    expected = jacobian(steps, torch.tensor(h[1])).numpy()  # dh_T/dh_2
+    assert rc.rel_error(rc.jacobian_product(h, W_h, 2, activation), expected) < 1e-12
+    one_step = jacobian(lambda h_prev: act(torch.tensor(W_h) @ h_prev + torch.tensor(u[2])),
+                        torch.tensor(h[1])).numpy()
+    assert rc.rel_error(rc.step_jacobian(h[2], W_h, activation), one_step) < 1e-12
+    with pytest.raises(ValueError, match="activation must be one of"):
+        rc.step_jacobian(h[2], W_h, "softsign")

@@ -98,7 +98,7 @@ def test_window_table_and_explorer_follow_the_slider():
     table = nw.WindowTable(TRAIN, [["c", "a", "b"]], k_values=[1, 2])
     assert table.scores[2]["coverage"] == 0.5  # the hand count above
     assert table.predict("b a", 1) == (("a",), [(END, 1 / 3, 1), ("b", 1 / 3, 1), ("c", 1 / 3, 1)])
-    box = nw.explorer(table, ["b a", "c a"], k=1)
+    box = nw.window_explorer(table, ["b a", "c a"], k=1)
     slider, prompt, report = box.children
     assert "window k = 1" in report.value and "100%" in report.value
     slider.value = 2

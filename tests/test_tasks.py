@@ -50,3 +50,13 @@ def test_one_hot_and_its_range_check():
     np.testing.assert_array_equal(tasks.one_hot(np.array([[2, 0]]), 3), [[[0, 0, 1], [1, 0, 0]]])
     with pytest.raises(ValueError, match=r"tokens must lie in \[0, 3\), got range \[0, 3\]"):
         tasks.one_hot(np.array([[0, 3]]), 3)
+
+
+def test_echo_batch_targets_are_the_inputs_delay_steps_back():
+    x, y = tasks.echo_batch(4, 10, 3, 5, np.random.default_rng(1))
+    assert x.shape == y.shape == (4, 10) and x.min() >= 0 and x.max() < 5
+    assert np.all(y[:, :3] == tasks.IGNORE)
+    np.testing.assert_array_equal(y[:, 3:], x[:, :7])
+    for delay in (0, 10):
+        with pytest.raises(ValueError, match="delay must lie in"):
+            tasks.echo_batch(4, 10, delay, 5, np.random.default_rng(1))

@@ -1,26 +1,21 @@
 """Truncated BPTT: chunks with a carried state reproduce the whole forward pass,
-a detached state stops the gradient at the chunk's start, the echo task's targets."""
+a detached state stops the gradient at the chunk's start, one update per chunk through
+the course's one training loop (seqmodels.train), the echo accuracy."""
 
 import numpy as np
 import pytest
 import torch
 
-from rnncourse import tbptt
-from rnncourse.seqmodels import TokenModel, sequence_loss
+from rnncourse import tasks, tbptt
+from rnncourse.seqmodels import TokenModel, sequence_loss, train
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def model_and_stream(kind, seed=0, V=4, H=5, L=12, N=3):
     torch.manual_seed(seed)
     model = TokenModel(kind, V, H, V, every_step=True).double()
-    x, y = tbptt.echo_batch(N, L, 3, V, np.random.default_rng(seed))
+    x, y = tasks.echo_batch(N, L, 3, V, np.random.default_rng(seed))
     return model, torch.from_numpy(x), torch.from_numpy(y)
 
 
@@ -95,14 +90,17 @@ def test_train_tbptt_updates_once_per_chunk_with_targets():
         tbptt.train_tbptt(model, lambda s: (x, y), steps=1, chunk=0)
 
 
-def test_echo_batch_targets_are_the_inputs_delay_steps_back():
-    x, y = tbptt.echo_batch(4, 10, 3, 5, np.random.default_rng(1))
-    assert x.shape == y.shape == (4, 10) and x.min() >= 0 and x.max() < 5
-    assert np.all(y[:, :3] == tbptt.IGNORE)
-    np.testing.assert_array_equal(y[:, 3:], x[:, :7])
-    for delay in (0, 10):
-        with pytest.raises(ValueError, match="delay must lie in"):
-            tbptt.echo_batch(4, 10, delay, 5, np.random.default_rng(1))
+def test_train_tbptt_is_the_one_training_loop_with_chunk_losses():
+    def chunks_of_3(model, tokens, y):
+        return tbptt.chunk_losses(model, tokens, y, chunk=3)
+
+    model, x, y = model_and_stream("rnn", seed=4)
+    losses = tbptt.train_tbptt(model, lambda s: (x, y), 2, chunk=3, lr=0.05, clip=0.5)
+    twin, _, _ = model_and_stream("rnn", seed=4)
+    twin_losses = train(twin, lambda s: (x, y), 2, lr=0.05, clip=0.5, losses_of=chunks_of_3)
+    assert losses == twin_losses and len(losses) == 2 * 3  # chunk 1 of 4 has no target yet
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), twin.parameters(),
+                                                 strict=True))
 
 
 def test_echo_accuracy_of_a_hand_built_delay_line_and_of_a_blind_model():

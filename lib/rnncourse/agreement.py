@@ -1,4 +1,5 @@
-"""The measurement of lecture 04: accuracy against the distance to remember.
+"""The agreement experiment of lecture 04 (reused in 06 and 07): accuracy against
+the distance to remember.
 
 One model is trained from scratch for every (kind, distance, seed) on the library's
 subject-verb agreement toy (tasks.agreement_batch), with the same budget for the RNN

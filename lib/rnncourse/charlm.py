@@ -7,7 +7,7 @@ token ".", and predicts the next character at every step (the end marker "." too
     p_t = softmax(W_y h_t + b_y)
 
 The NumPy model is the library's RNN (rnncourse.rnn: BPTT, clip_by_global_norm)
-plus the Adam optimiser below. The PyTorch twin is rnncourse.torch_models.TorchRNN
+plus the NumPy Adam of rnncourse.optim. The PyTorch twin is rnncourse.torch_models.TorchRNN
 with the same parameters: its second bias b_hh is frozen at zero, so both models
 hold exactly the five arrays W_x, W_h, b_h, W_y, b_y, and from the same start on
 the same batches they follow the same path (up to rounding).
@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from tqdm.auto import trange
 
+from . import optim
 from .checks import check_shape
 from .init import init_rnn_params
 from .rnn import (
@@ -92,32 +93,6 @@ def loss_and_grads(params, inputs, targets, mask):
     return value, grads
 
 
-class Adam:
-    """Adam (Kingma and Ba, 2015) for a dict of NumPy arrays, updated in place.
-
-    The arithmetic follows torch.optim.Adam step for step, so that the NumPy model
-    and the PyTorch twin can be compared exactly:
-        m = b1 m + (1 - b1) g,   v = b2 v + (1 - b2) g^2,
-        p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
-    """
-
-    def __init__(self, params, lr=1e-2, betas=(0.9, 0.999), eps=1e-8):
-        self.lr, self.betas, self.eps = lr, betas, eps
-        self.m = {k: np.zeros_like(p) for k, p in params.items()}
-        self.v = {k: np.zeros_like(p) for k, p in params.items()}
-        self.t = 0
-
-    def step(self, params, grads):
-        b1, b2 = self.betas
-        self.t += 1
-        bias1, bias2 = 1 - b1**self.t, 1 - b2**self.t
-        for k, p in params.items():
-            g = grads[k]
-            self.m[k] = b1 * self.m[k] + (1 - b1) * g
-            self.v[k] = b2 * self.v[k] + (1 - b2) * g * g
-            p -= (self.lr / bias1) * self.m[k] / (np.sqrt(self.v[k]) / np.sqrt(bias2) + self.eps)
-
-
 def batch_indices(n, batch_size, steps, seed):
     """The rows of each of `steps` mini-batches: reshuffled every epoch, fixed by seed.
 
@@ -157,7 +132,7 @@ def train_numpy(params, train, val, steps, batch_size=32, lr=1e-2, max_norm=5.0,
             (the norm before clipping), val_step and val_loss every eval_every
             steps and at the end
     """
-    optimiser = Adam(params, lr=lr)
+    optimiser = optim.Adam(params, lr=lr)
     history = _history(steps)
     bar = trange(steps, desc=desc, disable=not progress)
     for step, idx in zip(bar, batch_indices(len(train[0]), batch_size, steps, seed), strict=True):

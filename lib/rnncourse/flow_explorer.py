@@ -1,9 +1,11 @@
-"""The gradient-flow explorer: how much of a gradient at h_T reaches each earlier h_k.
+"""The gradient-flow explorer of lecture 05: how much of a gradient at h_T reaches
+each earlier h_k.
 
 Two layers, kept apart so the numbers can be tested without drawing anything:
     gradient_flow(...)        the pure computation: per-step gradient norms and the bound
+                              (the norms by gradients.gradient_norm_by_lag)
     plot_gradient_flow(...)   one matplotlib figure of those numbers, log scale
-    explorer(...)             ipywidgets controls that redraw the plot
+    widget(...)               ipywidgets controls that redraw the plot
 
 The network is a recurrent net with no read-out, run on random input drive u_t:
     z_t = W_h h_{t-1} + u_t,   h_t = act(z_t),   h_0 = 0,
@@ -16,28 +18,16 @@ with gamma the largest value of act' (tanh 1, sigmoid 1/4, ReLU 1).
 import numpy as np
 
 from .checks import check_shape
-from .gradients import spectral_norm, spectral_radius
+from .gradients import (
+    ACTIVATIONS,
+    get_activation,
+    gradient_norm_by_lag,
+    spectral_norm,
+    spectral_radius,
+)
 from .init import orthogonal, with_spectral_radius
 
-
-def _sigmoid(z):
-    return 1.0 / (1.0 + np.exp(-z))
-
-
-# name: (act, act' written in terms of the output h = act(z), gamma = max act')
-ACTIVATIONS = {
-    "tanh": (np.tanh, lambda h: 1.0 - h**2, 1.0),
-    "sigmoid": (_sigmoid, lambda h: h * (1.0 - h), 0.25),
-    "relu": (lambda z: np.maximum(z, 0.0), lambda h: (h > 0).astype(h.dtype), 1.0),
-}
-
 W_H_KINDS = ("orthogonal", "gaussian")
-
-
-def _activation(name):
-    if name not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {name!r}")
-    return ACTIVATIONS[name]
 
 
 def recurrent_matrix(H, radius, kind, rng):
@@ -60,7 +50,7 @@ def hidden_states(W_h, u, activation="tanh"):
     W_h: (H, H); u: (T, H) input drive, u[t-1] = u_t
     returns h (T, H) with h[t-1] = h_t
     """
-    act, _, _ = _activation(activation)
+    act, _, _ = get_activation(activation)
     H = np.shape(W_h)[0]
     check_shape("W_h", W_h, (H, H), ("H", "H"))
     check_shape("u", u, (None, H), ("T", "H"))
@@ -70,25 +60,6 @@ def hidden_states(W_h, u, activation="tanh"):
         h_t = act(W_h @ h_t + u[t])
         h[t] = h_t
     return h
-
-
-def gradient_norms_by_step(h, W_h, dh_T, activation="tanh"):
-    """Norm of dL/dh_k for k = 0 .. T when L = dh_T . h_T (a gradient dh_T at h_T only).
-
-    h:    (T, H) hidden states h_1 .. h_T
-    dh_T: (H,) gradient placed at h_T
-    returns (T + 1,) norms indexed by step k; entry T is ||dh_T||, entry 0 is h_0
-    """
-    _, dact, _ = _activation(activation)
-    T, H = np.shape(h)
-    check_shape("dh_T", dh_T, (H,), ("H",))
-    g = np.asarray(dh_T, dtype=np.float64)
-    norms = np.empty(T + 1)
-    norms[T] = np.linalg.norm(g)
-    for t in range(T, 0, -1):
-        g = W_h.T @ (g * dact(h[t - 1]))  # g^T J_t as a column, J_t = diag(act'(z_t)) W_h
-        norms[t - 1] = np.linalg.norm(g)
-    return norms
 
 
 def gradient_flow(T, radius, activation="tanh", H=32, kind="orthogonal", input_scale=0.5,
@@ -106,7 +77,7 @@ def gradient_flow(T, radius, activation="tanh", H=32, kind="orthogonal", input_s
         bound   (trials, T + 1) (gamma ||W_h||_2)^(T - k) of each trial's W_h
         gamma, spectral_radius (trials,), spectral_norm (trials,)
     """
-    _, _, gamma = _activation(activation)
+    _, _, gamma = get_activation(activation)
     if T < 1 or trials < 1:
         raise ValueError(f"T and trials must be at least 1, got T={T}, trials={trials}")
     rng = np.random.default_rng(seed)
@@ -118,7 +89,7 @@ def gradient_flow(T, radius, activation="tanh", H=32, kind="orthogonal", input_s
         dh_T = rng.standard_normal(H)
         dh_T /= np.linalg.norm(dh_T)
         h = hidden_states(W_h, u, activation)
-        norms.append(gradient_norms_by_step(h, W_h, dh_T, activation))
+        norms.append(gradient_norm_by_lag(h, W_h, dh_T, activation)[::-1])  # by step k
         snorms.append(spectral_norm(W_h))
         radii.append(spectral_radius(W_h))
         bound.append((gamma * snorms[-1]) ** (T - k).astype(np.float64))
@@ -167,8 +138,8 @@ def plot_gradient_flow(flow, ax=None):
     return ax
 
 
-def explorer(H=32, seed=0, T=50, radius=0.9, activation="tanh", kind="orthogonal",
-             input_scale=0.5):
+def widget(H=32, seed=0, T=50, radius=0.9, activation="tanh", kind="orthogonal",
+           input_scale=0.5):
     """An ipywidgets panel: sliders for T, radius and input drive, menus for the
     activation and the kind of W_h; every change recomputes gradient_flow and redraws.
 

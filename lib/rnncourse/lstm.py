@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 from .checks import check_shape
-from .dashboard import probed_copy
 from .seqmodels import sequence_loss
+from .state_gradients import probed_copy
 
 GATE_ORDER = ("i", "f", "g", "o")
 
@@ -79,7 +79,7 @@ def hidden_gradient_norms(model, tokens, y):
 
     The total dL/dh_t, through the read-out at step t and through every later step.
     A TokenModel's own hs.grad holds only the read-out's part (nn.RNN / nn.LSTM keep
-    the recurrence inside one op), so this runs a dashboard.ProbedTokenModel copy.
+    the recurrence inside one op), so this runs a state_gradients.ProbedTokenModel copy.
     model:  a seqmodels.TokenModel (RNN or LSTM)
     tokens: (N, T) int64; y: targets for sequence_loss
     returns a (T,) tensor; the model and its parameters' .grad are left as they were

@@ -1,7 +1,7 @@
 """Notebook 01's window explorer: how the window size k changes predictions and coverage.
 
 One table of models (one NGram per k, trained once), two ways to look at it:
-    explorer(...)             an ipywidgets control: a slider for k and a prompt box
+    window_explorer(...)      an ipywidgets control: a slider for k and a prompt box
     plot_window_tradeoff(...) the same numbers as a static figure, for readers
                               without a live kernel
 """
@@ -62,7 +62,7 @@ def _report_html(table, prompt, k):
     return "".join(lines)
 
 
-def explorer(table, prompts, k=2):
+def window_explorer(table, prompts, k=2):
     """A slider for the window size and a prompt box; the report redraws on every change.
 
     table:   a WindowTable; prompts: suggestions for the prompt box (the first is shown)

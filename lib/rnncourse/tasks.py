@@ -1,6 +1,10 @@
 """Synthetic long-range tasks whose difficulty is one knob: the distance to remember.
 
-Both return integer token arrays, batch-first; one_hot turns them into (N, T, V) inputs.
+All return integer token arrays, batch-first; one_hot turns them into (N, T, V) inputs.
+
+    copy_task_batch  the copy-memory task
+    agreement_batch  subject-verb agreement across distractors
+    echo_batch       a stream task: y_t = x_{t - delay}, exactly `delay` steps of memory
 """
 
 import numpy as np
@@ -57,6 +61,25 @@ def agreement_batch(N, distance, rng):
     x[:, 0] = y
     x[:, 1:-1] = rng.integers(3, AGREE_VOCAB, size=(N, distance))
     x[:, -1] = AGREE_QUERY
+    return x, y
+
+
+IGNORE = -100  # a target sequence_loss skips (the ignore_index of PyTorch's cross_entropy)
+
+
+def echo_batch(N, L, delay, V, rng):
+    """Streams of random symbols; the target at step t is the symbol at step t - delay.
+
+    N: batch size; L: stream length; delay: 1 <= delay < L; V: number of symbols
+    rng: a np.random.Generator
+    returns x (N, L) in [0, V) and y (N, L), with y = IGNORE for the first `delay`
+    steps (nothing to echo yet)
+    """
+    if not 1 <= delay < L:
+        raise ValueError(f"delay must lie in [1, L - 1] = [1, {L - 1}], got {delay}")
+    x = rng.integers(0, V, size=(N, L))
+    y = np.full_like(x, IGNORE)
+    y[:, delay:] = x[:, :-delay]
     return x, y
 
 

@@ -1,11 +1,12 @@
-"""Truncated backpropagation through time over long streams, and a stream task
-that measures how far back the truncated gradient lets a model learn.
+"""Truncated backpropagation through time over long streams, and how far back the
+truncated gradient lets a model learn (on the echo task, tasks.echo_batch).
 
     forward_with_state  a TokenModel's forward with a state in and the final state out
     detach_state        cut a carried state from the graph of the chunk before
-    train_tbptt         Adam over chunks of `chunk` steps, the state carried between chunks
-    echo_batch          a stream task: y_t = x_{t - delay}, exactly `delay` steps of memory
-    echo_accuracy       how well a model echoes, over whole streams, no truncation
+    chunk_losses        the losses of a batch chunk by chunk, the state carried between chunks
+    train_tbptt         seqmodels.train with one Adam update per chunk
+    echo_accuracy       how well a model echoes (tasks.echo_batch), over whole streams,
+                        no truncation
     graph_size          how many autograd nodes a backward from a tensor would visit
 """
 
@@ -13,9 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .seqmodels import sequence_loss
-
-IGNORE = -100  # a target sequence_loss skips (the ignore_index of PyTorch's cross_entropy)
+from .seqmodels import sequence_loss, train
+from .tasks import IGNORE, echo_batch
 
 
 def forward_with_state(model, tokens, state=None):
@@ -43,59 +43,47 @@ def detach_state(state):
     return state.detach()
 
 
+def chunk_losses(model, tokens, y, chunk, detach=True):
+    """The losses of one batch of streams, chunk by chunk, the state carried between
+    chunks: the losses_of of seqmodels.train for truncated BPTT.
+
+    tokens: (N, L); y: (N, L), targets equal to tasks.IGNORE do not count
+    chunk:  how many time steps one backward goes through, at most
+    detach: cut the carried state between chunks (False is the classic mistake:
+            the second backward then runs into the first chunk's freed graph)
+    yields (loss, hs) for every chunk with a counted target; the others are run
+    forward, to carry the state, but give no loss
+    """
+    state = None
+    for start in range(0, tokens.shape[1], chunk):
+        if detach:
+            state = detach_state(state)
+        out, hs, state = forward_with_state(model, tokens[:, start:start + chunk], state)
+        y_chunk = y[:, start:start + chunk]
+        if not (y_chunk != IGNORE).any():
+            continue
+        yield sequence_loss(out, y_chunk), hs
+
+
 def train_tbptt(model, batch_fn, steps, chunk, lr=1e-2, clip=1.0, detach=True, progress=None):
-    """Truncated BPTT: one Adam update per chunk of `chunk` time steps.
+    """Truncated BPTT: seqmodels.train with one Adam update per chunk of `chunk` time steps.
 
     batch_fn: step -> (tokens (N, L), targets (N, L)): a batch of long streams;
-              targets equal to IGNORE do not count
+              targets equal to tasks.IGNORE do not count
     steps:    number of batches; each gives ceil(L / chunk) updates
-    chunk:    how many time steps one backward goes through, at most
-    detach:   cut the carried state between chunks (False is the classic mistake:
-              the second backward then runs into the first chunk's freed graph)
+    chunk, detach: as in chunk_losses
     The state starts at zero for every batch (the streams of a new batch are unrelated
     to the last one) and is carried from chunk to chunk within it.
-    returns a list of losses, one per update (chunks with no counted target are
-    run forward, to carry the state, but give no update)
+    returns a list of losses, one per update
     """
     if chunk < 1:
         raise ValueError(f"chunk must be at least 1, got {chunk}")
-    optimiser = torch.optim.Adam(model.parameters(), lr=lr)
-    losses = []
-    step_range = range(steps) if progress is None else progress(range(steps))
-    for step in step_range:
-        tokens, y = batch_fn(step)
-        state = None
-        for start in range(0, tokens.shape[1], chunk):
-            if detach:
-                state = detach_state(state)
-            out, _, state = forward_with_state(model, tokens[:, start:start + chunk], state)
-            y_chunk = y[:, start:start + chunk]
-            if not (y_chunk != IGNORE).any():
-                continue
-            loss = sequence_loss(out, y_chunk)
-            optimiser.zero_grad()
-            loss.backward()
-            if clip is not None:
-                nn.utils.clip_grad_norm_(model.parameters(), clip)
-            optimiser.step()
-            losses.append(loss.item())
-    return losses
 
+    def losses_of(model, tokens, y):
+        return chunk_losses(model, tokens, y, chunk, detach)
 
-def echo_batch(N, L, delay, V, rng):
-    """Streams of random symbols; the target at step t is the symbol at step t - delay.
-
-    N: batch size; L: stream length; delay: 1 <= delay < L; V: number of symbols
-    rng: a np.random.Generator
-    returns x (N, L) in [0, V) and y (N, L), with y = IGNORE for the first `delay`
-    steps (nothing to echo yet)
-    """
-    if not 1 <= delay < L:
-        raise ValueError(f"delay must lie in [1, L - 1] = [1, {L - 1}], got {delay}")
-    x = rng.integers(0, V, size=(N, L))
-    y = np.full_like(x, IGNORE)
-    y[:, delay:] = x[:, :-delay]
-    return x, y
+    return train(model, batch_fn, steps, lr=lr, clip=clip, progress=progress,
+                 losses_of=losses_of)
 
 
 def echo_accuracy(model, delay, L, V, n=500, seed=12345):
