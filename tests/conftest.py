@@ -1,10 +1,28 @@
-"""Collection rules for tests/.
+"""Collection rules and shared fixtures for tests/.
 
 The browser tests (tests/browser/) start JupyterLab and Chromium and take minutes.
 They run as their own step, `pytest tests/browser`, never inside `pytest tests`.
+
+Markers (registered in pyproject.toml) name the slow families: grading (nbgrader runs
+submissions), sandbox (bubblewrap kernels), notebooks (whole notebooks executed),
+environment (pip resolves the pins). `make test-fast` runs everything else.
 """
 
+import pytest
+from coursekit import make_course
+
 collect_ignore = ["browser"]
+
+
+@pytest.fixture(scope="session")
+def scratch_course(tmp_path_factory):
+    """A factory of course roots in temp folders: scratch_course(name, assignments=
+    ("jacobian",), release=True) -> the root, with those assignments released (or the
+    committed release/ copied, when release=False)."""
+    def make(name, assignments=("jacobian",), release=True):
+        return make_course(tmp_path_factory.mktemp(name) / "course", assignments, release)
+
+    return make
 
 
 # ---------------------------------------------------------------- PyTorch sequence models

@@ -1,21 +1,17 @@
-"""A small jacobian course and its submissions, for the grading tests.
+"""Scratch courses and submissions for the grading tests (tests/conftest.py's fixtures use it).
 
-One home for what the sandbox, batch and ordinary-user tests each need: a course root
-with the jacobian assignment released, and a submission built from a fixture with some
-code put before the textbook answer (a hostile student's addition, or none).
+One home for what the instructor, sandbox, batch, adversarial and ordinary-user tests each
+need: a course root in a temp folder with some assignments (released or not), and a
+jacobian submission built from a fixture with some code put before the textbook answer (a
+hostile student's addition, or none).
 """
 
-import os
+import hashlib
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
-from toolmodules import load_tool
-
-REPO = Path(__file__).resolve().parent.parent
-FIXTURES = REPO / "tests" / "fixtures" / "submissions" / "jacobian"
-instructor = load_tool("instructor")
+from rnngrading.course import FIXTURES, LIMITS_FILE, REPO, nbgrader
+from rnngrading.fixtures import build_submission
 
 # A hostile student's fork bomb: fork until the process limit says no, then report.
 FORK_BOMB = """import os, time
@@ -32,24 +28,31 @@ print('FORKED', children)
 """
 
 
-def make_course(root):
-    """root (created) as a course root with jacobian released into its gradebook."""
+def make_course(root, assignments=("jacobian",), release=True):
+    """root (created) as a course root with the assignments' source/; release: each one
+    released by nbgrader into release/ and the gradebook, else the committed release/ copied
+    and no gradebook."""
     root.mkdir(parents=True)
-    shutil.copy2(REPO / "nbgrader_config.py", root)
-    shutil.copytree(REPO / "source" / "jacobian", root / "source" / "jacobian")
-    env = dict(os.environ, PATH=str(Path(sys.executable).parent) + os.pathsep
-               + os.environ["PATH"])
-    subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", "jacobian",
-                    "--force", "--log-level=ERROR"], cwd=root, env=env, check=True)
+    for name in ("nbgrader_config.py", LIMITS_FILE):
+        shutil.copy2(REPO / name, root / name)
+    for assignment in assignments:
+        shutil.copytree(REPO / "source" / assignment, root / "source" / assignment)
+        if release:
+            nbgrader(root, "generate_assignment", assignment, "--force", log_level="ERROR")
+        else:
+            shutil.copytree(REPO / "release" / assignment, root / "release" / assignment)
     return root
+
+
+def checksum(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def notebook(course, case="reference", prefix=""):
     """The jacobian notebook a student with fixture `case` hands in, `prefix` put first
     in the textbook answer cell."""
-    nb = instructor.build_submission(course / "source/jacobian/jacobian.ipynb",
-                                     course / "release/jacobian/jacobian.ipynb",
-                                     FIXTURES / case)
+    nb = build_submission(course / "source/jacobian/jacobian.ipynb",
+                          course / "release/jacobian/jacobian.ipynb", FIXTURES / "jacobian" / case)
     for cell in nb.cells:
         if cell.metadata.get("nbgrader", {}).get("grade_id") == "textbook":
             cell.source = prefix + cell.source

@@ -1,54 +1,38 @@
 """The adversarial corpus (tests/adversarial/cases.py), graded as one parallel batch by
-tools/sandbox.py in a temporary course: no undeserved credit, the batch finishes, the
+rnngrading in a temporary course: no undeserved credit, the batch finishes, the
 gradebooks and every other student's grade stay intact, one clear line per case.
 Parallel grading gives the scores sequential grading gives, run after run.
 """
 
-import importlib.util
-import os
 import shutil
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import pytest
-from toolmodules import load_tool
+from adversarial.cases import CASES, make
+from coursekit import checksum
 
-REPO = Path(__file__).resolve().parent.parent
-FIXTURES = REPO / "tests" / "fixtures" / "submissions"
+from rnngrading.batch import grade_batch
+from rnngrading.course import FIXTURES, REPO, gradebook
+from rnngrading.fixtures import build_submission
+from rnngrading.gradebook import merge_results
+from rnngrading.isolation import can_isolate
+from rnngrading.limits import load_limits
 
-
-sandbox = load_tool("sandbox")
-_spec = importlib.util.spec_from_file_location("adversarial_cases",
-                                               REPO / "tests" / "adversarial" / "cases.py")
-cases = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(cases)
-CASES, make = cases.CASES, cases.make
-instructor = load_tool("instructor")
-ISOLATED = sandbox.can_isolate()
-pytestmark = pytest.mark.skipif(not ISOLATED, reason="needs bubblewrap (net, pid, "
-                                "mount namespaces) to sandbox student code")
-LIMITS = sandbox.Limits(cell_timeout=30, notebook_wall=150, memory_mb=3072, cpu_seconds=60)
+pytestmark = [pytest.mark.grading, pytest.mark.sandbox,
+              pytest.mark.skipif(not can_isolate(), reason="needs bubblewrap (net, pid, "
+                                 "mount namespaces) to sandbox student code")]
+LIMITS = load_limits(cell_timeout=30, notebook_wall=150, memory_mb=3072, cpu_seconds=60)
 HONEST = {"jacobian": [("ada-honest", "reference"), ("ben-honest", "blank"),
                        ("dev-honest", "transposed")],
           "eigenvalues": [("ada-honest", "reference"), ("ben-honest", "blank")]}
 WATCHED = ["gradebook.db", "source/jacobian/jacobian.ipynb",
-           "source/eigenvalues/eigenvalues.ipynb", "tools/sandbox.py"]
+           "source/eigenvalues/eigenvalues.ipynb", "lib/rnngrading/runner.py"]
 
 
 @pytest.fixture(scope="module")
-def course(tmp_path_factory):
-    root = tmp_path_factory.mktemp("adv") / "course"
-    root.mkdir()
-    shutil.copy2(REPO / "nbgrader_config.py", root)
-    env = dict(os.environ)
-    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env["PATH"]
-    for a in ("jacobian", "eigenvalues", "copy_task"):
-        shutil.copytree(REPO / "source" / a, root / "source" / a)
-        subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", a, "--force",
-                        "--log-level=ERROR"], cwd=root, env=env, check=True)
-    return root
+def course(scratch_course):
+    return scratch_course("adv", ("jacobian", "eigenvalues", "copy_task"))
 
 
 def _write(folder, student, filename, data):
@@ -65,19 +49,19 @@ def graded(course, tmp_path_factory):
     jobs = []
     for a in ("jacobian", "eigenvalues"):
         for student, case in HONEST[a]:
-            nb = instructor.build_submission(course / "source" / a / f"{a}.ipynb",
+            nb = build_submission(course / "source" / a / f"{a}.ipynb",
                                              course / "release" / a / f"{a}.ipynb",
                                              FIXTURES / a / case)
             path = _write(folder, student, f"{a}.ipynb", nb_bytes(nb))
             jobs.append((student, a, path))
     for name in CASES:
-        filename, data = make(name, instructor.build_submission, course, FIXTURES)
+        filename, data = make(name, build_submission, course, FIXTURES)
         jobs.append((name, CASES[name][0], _write(folder, name, filename, data)))
-    before = {p: sandbox.checksum(REPO / p) for p in WATCHED if (REPO / p).exists()}
-    course_before = sandbox.checksum(course / "source" / "jacobian" / "jacobian.ipynb")
-    results = sandbox.grade_batch(jobs, course, LIMITS, workers=2, save_dir=saved)
-    sandbox.merge_results(results, course)
-    after = {p: sandbox.checksum(REPO / p) for p in WATCHED if (REPO / p).exists()}
+    before = {p: checksum(REPO / p) for p in WATCHED if (REPO / p).exists()}
+    course_before = checksum(course / "source" / "jacobian" / "jacobian.ipynb")
+    results = grade_batch(jobs, course, LIMITS, workers=2, save_dir=saved)
+    merge_results(results, course)
+    after = {p: checksum(REPO / p) for p in WATCHED if (REPO / p).exists()}
     yield {r.student + "/" + r.assignment: r for r in results}, before, after, course_before, saved
     shutil.rmtree(saved, ignore_errors=True)
 
@@ -118,7 +102,7 @@ def test_honest_students_in_the_same_batch_are_untouched(graded, course):
     assert results["ada-honest/jacobian"].total == 9
     assert results["ada-honest/eigenvalues"].total == 12
     assert results["ben-honest/jacobian"].total == 0
-    with instructor.gradebook(course) as gb:
+    with gradebook(course) as gb:
         assert gb.find_submission("jacobian", "ada-honest").code_score == 9
         assert gb.find_submission("eigenvalues", "ada-honest").code_score == 12
         for name, (assignment, *_rest) in CASES.items():
@@ -129,7 +113,7 @@ def test_honest_students_in_the_same_batch_are_untouched(graded, course):
 def test_real_repository_and_course_files_are_unchanged(graded, course):
     _, before, after, course_before, _ = graded
     assert before == after
-    assert sandbox.checksum(course / "source" / "jacobian" / "jacobian.ipynb") == course_before
+    assert checksum(course / "source" / "jacobian" / "jacobian.ipynb") == course_before
     assert not (REPO / "source" / "x.txt").exists() and not (course / "source" / "x.txt").exists()
 
 
@@ -152,12 +136,12 @@ def test_parallel_equals_sequential_and_repeats(graded, course, tmp_path):
     the other, in a second run, give identical scores."""
     jobs = []
     for student, case in HONEST["jacobian"][::2]:
-        nb = instructor.build_submission(course / "source/jacobian/jacobian.ipynb",
+        nb = build_submission(course / "source/jacobian/jacobian.ipynb",
                                          course / "release/jacobian/jacobian.ipynb",
                                          FIXTURES / "jacobian" / case)
         jobs.append((student, "jacobian", _write(tmp_path, student, "jacobian.ipynb",
                                                  nb_bytes(nb))))
-    sequential = sandbox.grade_batch(jobs, course, LIMITS, workers=1)
+    sequential = grade_batch(jobs, course, LIMITS, workers=1)
     parallel = [graded[0][f"{s}/jacobian"] for s, _, _ in jobs]
     assert [r.scores for r in sequential] == [r.scores for r in parallel]
     assert [r.total for r in sequential] == [9, 5]

@@ -1,6 +1,6 @@
 """A hostile class graded as one batch: no student touches another's grade.
 
-Honest students and hostile ones hand in jacobian together, and `sandbox.py grade`
+Honest students and hostile ones hand in jacobian together, and `rnncourse-grade grade`
 (make grade) grades them on two workers. The hostile ones try what one student of a
 class could: plant an IPython startup file in the kernels that start beside theirs, read
 a neighbour's notebook, starve neighbours with a fork bomb, hand in a symlink to the
@@ -15,12 +15,16 @@ import os
 from contextlib import redirect_stdout
 
 import pytest
-from jacobian_class import FORK_BOMB, hand_in, make_course, notebook
-from toolmodules import load_tool
+from coursekit import FORK_BOMB, hand_in, notebook
 
-sandbox = load_tool("sandbox")
-pytestmark = pytest.mark.skipif(not sandbox.can_isolate() and os.geteuid() != 0,
-                                reason="needs bubblewrap and user namespaces")
+from rnngrading import cli
+from rnngrading.batch import grade_batch
+from rnngrading.isolation import can_isolate
+from rnngrading.limits import load_limits
+
+pytestmark = [pytest.mark.grading, pytest.mark.sandbox]
+pytestmark.append(pytest.mark.skipif(not can_isolate() and os.geteuid() != 0,
+                                     reason="needs bubblewrap and user namespaces"))
 
 PLANT = """import glob, os
 planted, mine = 0, os.path.realpath(os.path.expanduser('~'))
@@ -47,14 +51,14 @@ NEWLINE_ID = "mal\nmallory              jacobian     9 / 9  ok"
 
 
 @pytest.fixture(scope="module")
-def course(tmp_path_factory):
-    return make_course(tmp_path_factory.mktemp("batch") / "course")
+def course(scratch_course):
+    return scratch_course("batch")
 
 
 def run_grade(folder, course):
     out = io.StringIO()
     with redirect_stdout(out):
-        code = sandbox.main(["grade", "jacobian", str(folder), "--workers", "2",
+        code = cli.main(["grade", "jacobian", str(folder), "--workers", "2",
                              "--course", str(course)])
     assert code == 0
     return out.getvalue()
@@ -78,7 +82,7 @@ def batch(course, tmp_path_factory):
     for student, case in HONEST.items():
         solo = tmp_path_factory.mktemp(f"alone-{student}")
         hand_in(solo, student, notebook(course, case))
-        (result,) = sandbox.grade_batch([(student, "jacobian", solo / student / "jacobian.ipynb")],
+        (result,) = grade_batch([(student, "jacobian", solo / student / "jacobian.ipynb")],
                                         course, workers=1, check=False)  # checked above
         alone[student] = result
     return report, alone, folder
@@ -139,5 +143,5 @@ def test_neighbours_are_out_of_reach(batch, course):
     assert "PLANTED 0" in printed("planter")
     assert "NEIGHBOURS 0" in printed("reader")
     forked = int(printed("bomber").split("FORKED")[1].split()[0])
-    limits = sandbox.load_limits()
+    limits = load_limits()
     assert 0 < forked < limits.max_processes  # held by its own limit, not the machine's

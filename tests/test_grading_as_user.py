@@ -18,17 +18,18 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-import jacobian_class
+import coursekit
 import pytest
-from jacobian_class import FORK_BOMB, notebook
-from toolmodules import load_tool
+from coursekit import FORK_BOMB, checksum, notebook
 
-REPO = Path(__file__).resolve().parent.parent
+from rnngrading.course import REPO
+
 USER = "rnncourse-grader"
 SYSTEM_PYTHON = "/usr/bin/python3"
-sandbox = load_tool("sandbox")
 
 pytestmark = [
+    pytest.mark.grading,
+    pytest.mark.sandbox,
     pytest.mark.skipif(os.geteuid() != 0, reason="creates an ordinary user, so runs as root "
                        "only; as an ordinary user the rest of the suite is this test"),
     pytest.mark.skipif(not Path(SYSTEM_PYTHON).exists() or not shutil.which("useradd"),
@@ -69,7 +70,7 @@ def private():
                      "pyproject.toml"):
             shutil.copy2(REPO / name, course / name)
         ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
-        for folder in ("tools", "lib", "source/jacobian", "release/jacobian"):
+        for folder in ("lib", "source/jacobian", "release/jacobian"):
             shutil.copytree(REPO / folder, course / folder, ignore=ignore)
         for d in (root / "home", root / "home" / "tmp"):
             d.mkdir()
@@ -95,7 +96,7 @@ def private():
 
 def hand_in(private, folder, student, case="reference", prefix=""):
     """A jacobian submission built from a fixture, `prefix` put before the textbook answer."""
-    jacobian_class.hand_in(folder, student, notebook(private / "course", case, prefix))
+    coursekit.hand_in(folder, student, notebook(private / "course", case, prefix))
 
 
 def grade(private, folder, *extra, env=None, workers=2):
@@ -103,7 +104,7 @@ def grade(private, folder, *extra, env=None, workers=2):
     for path in [folder, *folder.rglob("*")]:
         os.chown(path, user.pw_uid, user.pw_gid)
     venv = private / "venv"
-    return as_user([str(venv / "bin/python"), "tools/sandbox.py", "grade", "jacobian",
+    return as_user([str(venv / "bin/rnncourse-grade"), "grade", "jacobian",
                     str(folder), "--workers", str(workers), *extra], private / "home",
                    cwd=private / "course", env={"PATH": f"{venv}/bin:/usr/bin:/bin", **(env or {})})
 
@@ -144,7 +145,7 @@ def test_no_sandbox_possible_stops_before_any_score_is_written(private, tmp_path
     folder = private / "class-refused"
     hand_in(private, folder, "eve")
     gradebook = private / "course" / "gradebook.db"
-    before = sandbox.checksum(gradebook)
+    before = checksum(gradebook)
     fake = private / "home" / "bwrap"
     fake.write_text("#!/bin/sh\necho 'bwrap: No permissions to create new namespace' >&2\n"
                     "exit 1\n")
@@ -156,7 +157,7 @@ def test_no_sandbox_possible_stops_before_any_score_is_written(private, tmp_path
         assert out.returncode == 2
         assert out.stderr.count("\n") == 1 and cause in out.stderr, out.stderr
         assert "nothing recorded" in out.stderr and "--unsafe-no-isolation" in out.stderr
-        assert sandbox.checksum(gradebook) == before
+        assert checksum(gradebook) == before
 
 
 def test_unsafe_grading_says_so_on_every_line(private):

@@ -1,4 +1,4 @@
-"""tools/instructor.py on bad input: one clear line, exit status 2, nothing lost.
+"""rnncourse-instructor on bad input: one clear line, exit status 2, nothing lost.
 
 Also the pieces the grading tests build on: fixture submissions, the collect step from a
 folder and from a zip, the feedback leak check and the preprocessor that hides hidden tests.
@@ -6,7 +6,6 @@ All in temporary course folders; nothing here autogrades, so it is quick.
 """
 
 import json
-import shutil
 import subprocess
 import sys
 import zipfile
@@ -14,19 +13,21 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from coursekit import make_course
 from nbformat.v4 import new_code_cell, new_notebook, new_output
-from toolmodules import load_tool
 
-REPO = Path(__file__).resolve().parent.parent
-FIXTURES = REPO / "tests" / "fixtures" / "submissions"
+from rnngrading import instructor
+from rnngrading.course import FIXTURES, CourseError
+from rnngrading.feedback import HIDDEN_NOTE, HideHiddenTests, check_feedback, hidden_test_snippets
+from rnngrading.fixtures import build_submission
 
-instructor = load_tool("instructor")
+pytestmark = pytest.mark.grading  # each command starts nbgrader (3 s of imports)
 
 
 def run_cli(*args):
     """The command line as an instructor runs it: (exit status, stdout, stderr)."""
     proc = subprocess.run(
-        [sys.executable, str(REPO / "tools" / "instructor.py"), *args],
+        [str(Path(sys.executable).parent / "rnncourse-instructor"), *args],
         capture_output=True, text=True,
     )
     return proc.returncode, proc.stdout, proc.stderr
@@ -35,16 +36,12 @@ def run_cli(*args):
 @pytest.fixture
 def course(tmp_path):
     """A course root with the committed source/ and release/, no gradebook yet."""
-    root = tmp_path / "course"
-    root.mkdir()
-    shutil.copy2(REPO / "nbgrader_config.py", root)
-    for part in ("source", "release"):
-        shutil.copytree(REPO / part, root / part)
-    return root
+    return make_course(tmp_path / "course", ("jacobian", "eigenvalues", "copy_task"),
+                       release=False)
 
 
 def reference_notebook(root, assignment, case="reference"):
-    return instructor.build_submission(
+    return build_submission(
         root / "source" / assignment / f"{assignment}.ipynb",
         root / "release" / assignment / f"{assignment}.ipynb",
         FIXTURES / assignment / case,
@@ -63,7 +60,7 @@ def class_folder(root, tmp_path, students=("alice", "bob")):
 def assert_one_line_error(status, stderr, *words):
     assert status == 2
     lines = stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("instructor: error: "), stderr
+    assert len(lines) == 1 and lines[0].startswith("rnncourse-instructor: error: "), stderr
     for word in words:
         assert word in lines[0], (word, lines[0])
 
@@ -191,8 +188,8 @@ def test_a_fixture_naming_an_unknown_cell_is_an_error(course, tmp_path):
     case.mkdir()
     (case / "case.json").write_text('{"base": "solution"}')
     (case / "no_such_cell.code").write_text("pass\n")
-    with pytest.raises(instructor.InstructorError, match="no_such_cell"):
-        instructor.build_submission(
+    with pytest.raises(CourseError, match="no_such_cell"):
+        build_submission(
             course / "source" / "jacobian" / "jacobian.ipynb",
             course / "release" / "jacobian" / "jacobian.ipynb",
             case,
@@ -202,18 +199,16 @@ def test_a_fixture_naming_an_unknown_cell_is_an_error(course, tmp_path):
 def test_the_feedback_check_catches_a_leaked_hidden_test(course):
     page = course / "feedback" / "alice" / "jacobian" / "jacobian.html"
     page.parent.mkdir(parents=True)
-    snippet = sorted(instructor.hidden_test_snippets(course, "jacobian"))[0]
+    snippet = sorted(hidden_test_snippets(course, "jacobian"))[0]
     first, _, rest = snippet.partition(" ")
     page.write_text(f"<html><pre><span>{first}</span> {rest.replace('<', '&lt;')}</pre></html>")
-    with pytest.raises(instructor.InstructorError, match="shows a hidden test"):
-        instructor.check_feedback(course, "jacobian")
+    with pytest.raises(CourseError, match="shows a hidden test"):
+        check_feedback(course, "jacobian")
     page.write_text("<html><p>Part 1 tests</p></html>")
-    assert instructor.check_feedback(course, "jacobian") == 1
+    assert check_feedback(course, "jacobian") == 1
 
 
 def test_hide_hidden_tests_cuts_the_region_and_the_traceback():
-    from rnncourse.grading import HIDDEN_NOTE, HideHiddenTests
-
     source = (
         "assert True, 'visible'\n### BEGIN HIDDEN TESTS\nassert secret_check()\n"
         "### END HIDDEN TESTS"

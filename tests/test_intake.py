@@ -1,5 +1,5 @@
-"""Intake of a folder of submissions (tools/intake.py) and the output caps in bytes
-(rnncourse.grading): a hostile class cannot get another's notebook graded, hide a
+"""Intake of a folder of submissions (rnngrading.intake) and the output caps in bytes
+(rnngrading.outputs): a hostile class cannot get another's notebook graded, hide a
 student, forge a report line, or fill the disk with output.
 
 Every folder is built in tmp_path; the one kernel run uses nbclient, no course.
@@ -12,9 +12,9 @@ import re
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook, new_output
-from toolmodules import load_tool
 
-intake = load_tool("intake")
+from rnngrading import intake
+from rnngrading import outputs as caps
 
 NB = json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
 MB = 2**20
@@ -305,7 +305,6 @@ def test_read_submission_refuses_a_fifo_without_blocking_and_a_grown_file(tmp_pa
 
 # ------------------------------------------------------------------ output caps in bytes
 
-grading = pytest.importorskip("rnncourse.grading")
 
 
 def stream(text, name="stdout"):
@@ -317,7 +316,7 @@ def capped(outputs, cell=100_000, notebook=1_000_000, cells=1):
     nb = new_notebook(cells=[new_code_cell("pass", outputs=json.loads(json.dumps(outputs)))
                              for _ in range(cells)])
     nb = nbformat.from_dict(nb)
-    pre = grading.LimitOutputBytes(max_cell_bytes=cell, max_notebook_bytes=notebook)
+    pre = caps.LimitOutputBytes(max_cell_bytes=cell, max_notebook_bytes=notebook)
     nb, _ = pre.preprocess(nb, {})
     return nb
 
@@ -328,10 +327,10 @@ def markers(cell):
 
 
 def test_text_bytes_counts_what_the_saved_notebook_takes():
-    assert grading.text_bytes("abc") == 3
-    assert grading.text_bytes("é") == 2
-    assert grading.text_bytes("\x00") == len('\\u0000')
-    assert grading.text_bytes("a\nb") == len("a\\nb") + grading.LINE_COST
+    assert caps.text_bytes("abc") == 3
+    assert caps.text_bytes("é") == 2
+    assert caps.text_bytes("\x00") == len('\\u0000')
+    assert caps.text_bytes("a\nb") == len("a\\nb") + caps.LINE_COST
 
 
 def test_small_outputs_pass_unchanged():
@@ -393,7 +392,7 @@ def test_an_error_after_a_flood_survives_so_the_test_still_fails():
     assert cell.outputs[2].ename == "AssertionError"
     assert cell.outputs[2].traceback[-1] == "AssertionError"
     assert cell.outputs[2].traceback[0] == "... Traceback truncated ..."
-    assert grading.output_bytes(cell.outputs[2]) <= grading.STUB_BYTES
+    assert caps.output_bytes(cell.outputs[2]) <= caps.STUB_BYTES
     assert graded(cell) == graded(new_code_cell(outputs=outputs)) == (0, 2)
 
 
@@ -407,7 +406,7 @@ def test_an_execute_result_after_a_flood_keeps_its_partial_score():
 
 def test_a_second_pass_keeps_one_marker_and_its_count():
     nb = capped([stream("x" * 300_000)])
-    again = grading.LimitOutputBytes(max_cell_bytes=100_000, max_notebook_bytes=1_000_000)
+    again = caps.LimitOutputBytes(max_cell_bytes=100_000, max_notebook_bytes=1_000_000)
     nb, _ = again.preprocess(nb, {})
     assert markers(nb.cells[0]) == [200_000]
 
@@ -415,7 +414,7 @@ def test_a_second_pass_keeps_one_marker_and_its_count():
 def test_the_autograde_list_is_nbgraders_own_with_the_caps_added():
     from nbgrader.converters import Autograde
 
-    ours = [name.rsplit(".", 1)[1] for name in grading.AUTOGRADE_PREPROCESSORS]
+    ours = [name.rsplit(".", 1)[1] for name in caps.AUTOGRADE_PREPROCESSORS]
     theirs = [cls.__name__ for cls in Autograde.class_traits()["autograde_preprocessors"].default()]
     assert [n for n in ours if n != "LimitOutputBytes"] == \
         ["CappedExecute" if n == "Execute" else n for n in theirs]
@@ -428,7 +427,7 @@ def test_the_config_lines_reach_nbgraders_autograde_converter(tmp_path):
 
     config = Config()
     config.CourseDirectory.root = str(tmp_path)
-    config.Autograde.autograde_preprocessors = grading.AUTOGRADE_PREPROCESSORS
+    config.Autograde.autograde_preprocessors = caps.AUTOGRADE_PREPROCESSORS
     config.LimitOutputBytes.max_cell_bytes = 1234
     converter = Autograde(coursedir=CourseDirectory(config=config), config=config)
     converter.exporter = converter.exporter_class(parent=converter, config=config)  # as start()
@@ -456,14 +455,14 @@ def test_capped_execute_cuts_a_5mb_line_as_it_arrives(tmp_path):
     config = Config()
     config.LimitOutputBytes.max_cell_bytes = 100_000
     config.LimitOutputBytes.max_notebook_bytes = 200_000
-    run = grading.CappedExecute(config=config, kernel_name="python3", timeout=60)
+    run = caps.CappedExecute(config=config, kernel_name="python3", timeout=60)
     nb, _ = run.preprocess(nb, {"metadata": {"path": str(tmp_path)}})
     nbformat.write(nb, tmp_path / "run.ipynb")
     assert (tmp_path / "run.ipynb").stat().st_size < 210_000
     redrawn, first, second, third = nb.cells
     assert [o.text for o in redrawn.outputs] == ["19" * 25_000 + "\n"]
     assert first.outputs[0].text == "x" * 100_000
-    assert markers(first) == [5_000_000 + len("\\n") + grading.LINE_COST - 100_000]
+    assert markers(first) == [5_000_000 + len("\\n") + caps.LINE_COST - 100_000]
     assert markers(second) and sum(len(o.text) for o in second.outputs) < 60_000
     assert [o.output_type for o in third.outputs] == ["error"]
     assert third.outputs[0].ename == "ZeroDivisionError"

@@ -1,28 +1,31 @@
 """The sandbox's zygote: one process that has imported nbgrader forks every grading.
 
 A whole-notebook time limit kills the forked grading and everything in its namespaces,
-and the same zygote then grades the next submission (tools/sandbox.py). Also here:
-`sandbox.py grade` (make grade) fills autograded/, so feedback can be made after it.
+and the same zygote then grades the next submission (rnngrading.zygote). Also here:
+`rnncourse-grade grade` (make grade) fills autograded/, so feedback can be made after it,
+and a broken set-up stops a batch before any score is written.
 """
 
 import os
-import tempfile
+import signal
 import time
 from pathlib import Path
 
 import pytest
-from jacobian_class import hand_in, make_course, notebook
-from toolmodules import load_tool
+from coursekit import checksum, hand_in, notebook
 
-sandbox = load_tool("sandbox")
-instructor = load_tool("instructor")
-pytestmark = pytest.mark.skipif(not sandbox.can_isolate(),
-                                reason="needs bubblewrap to sandbox student code")
+from rnngrading import cli, instructor, isolation, zygote
+from rnngrading.limits import load_limits
+from rnngrading.runner import grade_one
+
+pytestmark = [pytest.mark.grading, pytest.mark.sandbox,
+              pytest.mark.skipif(not isolation.can_isolate(),
+                                 reason="needs bubblewrap to sandbox student code")]
 
 
 @pytest.fixture(scope="module")
-def course(tmp_path_factory):
-    return make_course(tmp_path_factory.mktemp("zygote") / "course")
+def course(scratch_course):
+    return scratch_course("zygote")
 
 
 def submission(course, folder, textbook_prefix=""):
@@ -30,6 +33,7 @@ def submission(course, folder, textbook_prefix=""):
 
 
 def processes_mentioning(text):
+    """(pid, command line) of every process whose command line holds `text`."""
     found = []
     for pid in os.listdir("/proc"):
         try:
@@ -37,42 +41,51 @@ def processes_mentioning(text):
         except (OSError, ValueError):
             continue
         if text in cmdline:
-            found.append(cmdline)
+            found.append((int(pid), cmdline))
     return found
 
 
-def test_the_wall_limit_kills_the_grading_and_the_zygote_grades_the_next(course, tmp_path):
-    limits = sandbox.Limits(notebook_wall=20, cell_timeout=120)
+def zygote_pids():
+    """The zygote processes this test process started."""
+    me = os.getpid()
+    return {pid for pid, _ in processes_mentioning("-m rnngrading.zygote")
+            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1] == str(me)}
+
+
+def test_the_wall_limit_kills_the_grading_and_the_zygote_grades_the_next(course, tmp_path,
+                                                                         monkeypatch):
+    scratch = tmp_path / "scratch"  # this test's scratch courses, not another grader's
+    scratch.mkdir()
+    monkeypatch.setenv("RNNCOURSE_GRADING_TMP", str(scratch))
+    limits = load_limits(notebook_wall=20, cell_timeout=120)
     looping = submission(course, tmp_path / "loop", "while True:\n    pass\n")
     honest = submission(course, tmp_path / "honest")
     start = time.monotonic()
-    stuck = sandbox.grade_one(looping, "jacobian", "looper", course, limits)
+    stuck = grade_one(looping, "jacobian", "looper", course, limits)
     took = time.monotonic() - start
-    zygotes = list(sandbox._ZYGOTES)
-    fine = sandbox.grade_one(honest, "jacobian", "honest", course, limits)
+    zygotes = zygote_pids()
+    fine = grade_one(honest, "jacobian", "honest", course, limits)
     assert "whole-notebook time limit (20 s) hit" in stuck.status and stuck.total == 0
     assert 20 <= took < 40
     # the kernel and nbgrader died with the namespace: nothing runs from a scratch course
-    assert processes_mentioning(os.path.join(tempfile.gettempdir(), "grade-")) == []
+    assert processes_mentioning(str(scratch)) == []
     assert fine.total == 9 and fine.status.startswith(("ok", "test cell"))
-    assert len(zygotes) == 1 and sandbox._ZYGOTES == zygotes  # the same zygote, reused
-    assert zygotes[0].proc.poll() is None
+    assert len(zygotes) == 1 and zygote_pids() == zygotes  # the same zygote, reused
 
 
 def test_a_zygote_that_died_is_replaced(course, tmp_path):
     honest = submission(course, tmp_path / "honest")
-    sandbox._close_zygotes()
-    first = sandbox.grade_one(honest, "jacobian", "a", course, sandbox.Limits())
-    dead = sandbox._ZYGOTES[0]
-    dead.proc.kill()
-    dead.proc.wait()
-    second = sandbox.grade_one(honest, "jacobian", "b", course, sandbox.Limits())
+    zygote.close_all()
+    first = grade_one(honest, "jacobian", "a", course)
+    (dead,) = zygote_pids()
+    os.kill(dead, signal.SIGKILL)
+    second = grade_one(honest, "jacobian", "b", course)
     assert first.total == second.total == 9
-    assert sandbox._ZYGOTES[0] is not dead
+    assert len(zygote_pids() - {dead}) == 1 and zygote.idle_count() == 1
 
 
 def test_make_grade_fills_autograded_so_feedback_can_be_made(course, tmp_path):
-    """`sandbox.py grade` (make grade) writes scores and autograded/, and then the
+    """`rnncourse-grade grade` (make grade) writes scores and autograded/, and then the
     instructor's feedback step works from them, as after `make instructor-autograde`."""
     folder = tmp_path / "handed-in"
     submission(course, folder / "ada")
@@ -82,8 +95,8 @@ def test_make_grade_fills_autograded_so_feedback_can_be_made(course, tmp_path):
     stale = course / "autograded" / "ben" / "jacobian"
     stale.mkdir(parents=True)
     (stale / "jacobian.ipynb").write_text("an older grading")
-    assert sandbox.main(["grade", "jacobian", str(folder), "--workers", "1",
-                         "--course", str(course)]) == 0
+    assert cli.main(["grade", "jacobian", str(folder), "--workers", "1",
+                     "--course", str(course)]) == 0
     assert (course / "autograded" / "ada" / "jacobian" / "jacobian.ipynb").is_file()
     assert not stale.exists()  # ben's new submission could not be graded: no old notebook
     instructor.feedback(course, ["jacobian"])
@@ -109,15 +122,15 @@ def test_a_broken_set_up_stops_the_batch_before_any_score_is_written(course, tmp
         private.mkdir(mode=0o700)
         monkeypatch.setenv("PYTHONPATH", str(private))
         cause = f"the kernel cannot read {private}"
-    sandbox.isolation.cache_clear()
-    before = sandbox.checksum(course / "gradebook.db")
+    isolation.isolation.cache_clear()
+    before = checksum(course / "gradebook.db")
     try:
-        code = sandbox.main(["grade", "jacobian", str(folder), "--workers", "1",
-                             "--course", str(course)])
+        code = cli.main(["grade", "jacobian", str(folder), "--workers", "1",
+                         "--course", str(course)])
     finally:
-        sandbox.isolation.cache_clear()
+        isolation.isolation.cache_clear()
     out, err = capsys.readouterr()
     print(err)
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and cause in err and "nothing recorded" in err
-    assert sandbox.checksum(course / "gradebook.db") == before
+    assert checksum(course / "gradebook.db") == before

@@ -33,7 +33,7 @@ for p in ['REPO/gradebook.db', '../../../gradebook.db'] + glob.glob('/tmp/**/gra
         print('WROTE', p)
     except Exception as exc:
         print('blocked', type(exc).__name__)
-for p in ['REPO/source/x.txt', '../../../source/x.txt', 'REPO/tools/sandbox.py']:
+for p in ['REPO/source/x.txt', '../../../source/x.txt', 'REPO/lib/rnngrading/runner.py']:
     try:
         open(p, 'a').write('pwned'); print('WROTE', p)
     except Exception as exc:
