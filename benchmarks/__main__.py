@@ -25,7 +25,7 @@ ITEMS = ("notebooks", "autograde", "parallel", "bptt", "copy")
 
 
 def run_worker(kind, *args):
-    """Run a worker (bptt, copy) in a child with one BLAS and torch thread; returns its JSON."""
+    """Run a worker (the copy task) in a child, one BLAS and torch thread; returns its JSON."""
     env = dict(os.environ, **ONE_THREAD)
     proc = subprocess.run([sys.executable, "-m", "benchmarks", "--worker", kind,
                            *map(str, args)], env=env, cwd=REPO, stdout=subprocess.PIPE, text=True)
@@ -45,7 +45,9 @@ def measure(chosen, runs, quick, scratch):
         results["machine"] = machine_info()
         if "bptt" in chosen:  # cheap and sensitive to load: first
             results["load_sections"]["bptt"] = load_average()
-            results["bptt"] = run_worker("bptt", "quick" if quick else "full", 3 if quick else 7)
+            results["bptt"], results["bptt_timing"] = bptt.time_grid(
+                "quick" if quick else "full", min_rounds=5 if quick else 10,
+                max_time=0.5 if quick else 1.0)
             key = next(r for r in results["bptt"]
                        if (r["N"], r["T"], r["H"]) == bptt.KEY and r["dtype"] == "float64")
             ratio = ratio_stats(key["numpy"], key["torch_nn"])["median"]
@@ -88,10 +90,6 @@ def main(argv=None):
     parser.add_argument("args", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
-    if args.worker == "bptt":
-        grid = bptt.GRID_QUICK if args.args[0] == "quick" else bptt.GRID_FULL
-        print(json.dumps(bptt.bptt_worker(grid, int(args.args[1]))))
-        return 0
     if args.worker == "copy":
         print(json.dumps(copy_task.copy_worker(int(args.args[0]))))
         return 0

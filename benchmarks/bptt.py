@@ -1,22 +1,34 @@
 """Item 4: NumPy BPTT (rnncourse.rnn.rnn_loss) against torch autograd on the same model.
 
-The timing is plain code, not pyperf or pytest-benchmark: the target is a ratio, NumPy over
-torch, on a machine that others share, and the two sides are sampled in turns (sample i of
-each within milliseconds of the other) so that a ratio taken sample by sample sees the same
-load on both sides. Both tools time one benchmark to the end before the next starts.
+The timing is pytest-benchmark's: benchmarks/bptt_cases.py holds one case per shape, dtype
+and side, run in a child pytest with one BLAS and one torch thread; `time_grid` runs it and
+reads its JSON back. The three sides' gradients are compared in this process first, since a
+benchmark of different sums would be no use. (pyperf was tried first: it times every case in
+worker processes of its own, each importing torch, and took 4 min 24 s for the 6 cases of
+the tiny grid on this loaded 2-core machine, against 4.7 s for pytest-benchmark.)
 """
 
 import io
+import json
+import os
 import pstats
-import statistics
+import subprocess
 import sys
-import time
+import tempfile
 from pathlib import Path
+
+from rnngrading.course import REPO
+
+from .machine import ONE_THREAD
 
 KEY = (32, 100, 64)  # (N, T, H) of the target
 D = V = 10  # one-hot inputs and 10 classes, as in the copy task
 GRID_FULL = [(1, 100, 64), (32, 20, 64), (32, 100, 16), KEY, (32, 100, 256), (128, 100, 64)]
 GRID_QUICK = [(1, 100, 64), KEY]
+GRIDS = {"full": GRID_FULL, "quick": GRID_QUICK, "tiny": [(2, 5, 4)]}  # tiny: the tests'
+DTYPES = ("float64", "float32")
+SIDES = ("numpy", "torch_nn", "torch_loop")
+CASES = Path(__file__).with_name("bptt_cases.py")  # the pytest-benchmark cases
 
 
 def bptt_problem(N, T, H, dtype, seed=0, D=D, V=V):
@@ -33,37 +45,14 @@ def bptt_problem(N, T, H, dtype, seed=0, D=D, V=V):
     return params, x, targets
 
 
-def interleaved(fns, repeats, min_sample):
-    """{name: `repeats` timings in seconds per call} of each function in `fns`.
+def step_functions(N, T, H, dtype):
+    """One forward + backward of the same RNN loss, three ways, on the same weights and data.
 
-    Each sample loops its function until about min_sample seconds, and the functions take
-    turns sample by sample, so sample i of each was measured at nearly the same moment:
-    a ratio between them is taken sample by sample, as other runs are.
-    """
-    loops = {}
-    for name, fn in fns.items():
-        fn()
-        fn()  # warm-up: allocator, caches, torch's first-call costs
-        start = time.perf_counter()
-        fn()
-        one = time.perf_counter() - start
-        loops[name] = max(1, int(min_sample / max(one, 1e-7))) if one < min_sample else 1
-    samples = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            for _ in range(loops[name]):
-                fn()
-            samples[name].append((time.perf_counter() - start) / loops[name])
-    return samples
-
-
-def time_bptt(N, T, H, dtype, repeats=5, min_sample=0.05):
-    """Seconds per forward + backward of the same RNN loss: NumPy (rnn_loss) and torch.
-
+    numpy:      rnncourse.rnn.rnn_loss (forward, softmax cross-entropy, BPTT)
     torch_nn:   the library's twin TorchRNN (nn.RNN + nn.Linear), cross-entropy, backward()
     torch_loop: the NumPy code's step loop written in torch ops, autograd for the backward
-    returns {"numpy": [...], "torch_nn": [...], "torch_loop": [...], "max_grad_diff": float}
+    returns ({side: function of no arguments}, gradients) where gradients() gives
+    {side: {"W_x", "W_h", "b_h", "W_y", "b_y": NumPy array}} after one call of each
     """
     import numpy as np
     import torch
@@ -72,14 +61,17 @@ def time_bptt(N, T, H, dtype, repeats=5, min_sample=0.05):
     import rnncourse as rc
     from rnncourse.torch_models import TorchRNN
 
-    tdtype = {np.float64: torch.float64, np.float32: torch.float32}[np.dtype(dtype).type]
-    params, x, targets = bptt_problem(N, T, H, dtype)
+    tdtype = {"float64": torch.float64, "float32": torch.float32}[np.dtype(dtype).name]
+    params, x, targets = bptt_problem(N, T, H, np.dtype(dtype).type)
     x_t, y_t = torch.as_tensor(x), torch.as_tensor(targets.reshape(-1))
     model = TorchRNN.from_numpy(params, dtype=tdtype)
     weights = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
+    numpy_grads = {}
 
     def numpy_step():
-        return rc.rnn_loss(params, x, targets)
+        loss, grads, _ = rc.rnn_loss(params, x, targets)
+        numpy_grads.update(grads)
+        return loss
 
     def torch_nn_step():
         model.zero_grad(set_to_none=True)
@@ -102,42 +94,79 @@ def time_bptt(N, T, H, dtype, repeats=5, min_sample=0.05):
         loss.backward()
         return loss
 
-    # the three compute the same gradients: a benchmark of different sums would be no use
-    _, grads, _ = numpy_step()
-    torch_nn_step()
-    torch_loop_step()
-    twin = {"W_x": model.rnn.weight_ih_l0.grad, "W_h": model.rnn.weight_hh_l0.grad,
-            "b_h": model.rnn.bias_ih_l0.grad, "W_y": model.out.weight.grad,
-            "b_y": model.out.bias.grad}
+    def gradients():
+        twin = {"W_x": model.rnn.weight_ih_l0.grad, "W_h": model.rnn.weight_hh_l0.grad,
+                "b_h": model.rnn.bias_ih_l0.grad, "W_y": model.out.weight.grad,
+                "b_y": model.out.bias.grad}
+        return {"numpy": dict(numpy_grads),
+                "torch_nn": {k: g.numpy() for k, g in twin.items()},
+                "torch_loop": {k: w.grad.numpy() for k, w in weights.items()}}
+
+    fns = {"numpy": numpy_step, "torch_nn": torch_nn_step, "torch_loop": torch_loop_step}
+    return fns, gradients
+
+
+def max_grad_diff(N, T, H, dtype):
+    """The largest gradient difference between NumPy and either torch side, relative to the
+    largest entry of that gradient; AssertionError if rnn_loss changed the dtype."""
+    import numpy as np
+
+    fns, gradients = step_functions(N, T, H, dtype)
+    for fn in fns.values():
+        fn()
+    grads = gradients()
     diff = 0.0
-    for k, g in grads.items():
+    for k, g in grads["numpy"].items():
         if g.dtype != np.dtype(dtype):
             raise AssertionError(f"rnn_loss returned {k} as {g.dtype}, expected {np.dtype(dtype)}")
         scale = max(float(np.abs(g).max()), 1e-30)
-        diff = max(diff, float(np.abs(g - twin[k].numpy()).max()) / scale,
-                   float(np.abs(g - weights[k].grad.numpy()).max()) / scale)
-    fns = {"numpy": numpy_step, "torch_nn": torch_nn_step, "torch_loop": torch_loop_step}
-    return {**interleaved(fns, repeats, min_sample), "max_grad_diff": diff}
+        for side in ("torch_nn", "torch_loop"):
+            diff = max(diff, float(np.abs(g - grads[side][k]).max()) / scale)
+    return diff
 
 
-def bptt_worker(grid, repeats):
-    """Every (N, T, H) and dtype of the grid; runs in a child with one BLAS/torch thread."""
-    import numpy as np
-    import torch
+def benchmark_name(N, T, H, dtype, side):
+    return f"N={N} T={T} H={H} {dtype} {side}"
 
-    torch.set_num_threads(1)
-    out = []
-    for N, T, H in grid:
-        for dtype in (np.float64, np.float32):
-            r = time_bptt(N, T, H, dtype, repeats=repeats)
-            name = np.dtype(dtype).name
-            med = {k: statistics.median(r[k]) for k in ("numpy", "torch_nn", "torch_loop")}
-            print(f"[bench] BPTT N={N} T={T} H={H} {name}: NumPy {med['numpy'] * 1e3:.2f} ms, "
-                  f"torch nn.RNN {med['torch_nn'] * 1e3:.2f} ms, torch loop "
-                  f"{med['torch_loop'] * 1e3:.2f} ms, NumPy/nn.RNN "
-                  f"{med['numpy'] / med['torch_nn']:.2f}", file=sys.stderr, flush=True)
-            out.append({"N": N, "T": T, "H": H, "dtype": name, **r})
-    return out
+
+def time_grid(grid, min_rounds=5, max_time=1.0):
+    """Every shape of GRIDS[grid] and dtype timed by pytest-benchmark, gradients compared first.
+
+    Runs benchmarks/bptt_cases.py in a child pytest with one BLAS and one torch thread; each
+    case runs for max_time seconds and at least min_rounds rounds after a short warm-up.
+    returns [{"N", "T", "H", "dtype", "numpy": {"median", "min", "max", "n"} in seconds per
+    call, "torch_nn": ..., "torch_loop": ..., "max_grad_diff": float}] and the tool's settings
+    """
+    from importlib.metadata import version
+
+    diffs = {(N, T, H, dtype): max_grad_diff(N, T, H, dtype)
+             for N, T, H in GRIDS[grid] for dtype in DTYPES}
+    with tempfile.TemporaryDirectory(prefix="bptt-timing-") as tmp:
+        out = Path(tmp) / "bptt.json"
+        env = dict(os.environ, BENCH_BPTT_GRID=grid, **ONE_THREAD)
+        subprocess.run([sys.executable, "-m", "pytest", str(CASES), "-q", "--benchmark-only",
+                        f"--benchmark-json={out}", f"--benchmark-min-rounds={min_rounds}",
+                        f"--benchmark-max-time={max_time}", "--benchmark-warmup=on",
+                        "--benchmark-warmup-iterations=5"],
+                       cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL)
+        cases = json.loads(out.read_text())["benchmarks"]
+    stats = {}
+    for case in cases:
+        info, st = case["extra_info"], case["stats"]
+        stats[info["N"], info["T"], info["H"], info["dtype"], info["side"]] = {
+            "median": st["median"], "min": st["min"], "max": st["max"], "n": st["rounds"]}
+    rows = []
+    for (N, T, H, dtype), diff in diffs.items():
+        row = {"N": N, "T": T, "H": H, "dtype": dtype, "max_grad_diff": diff,
+               **{side: stats[N, T, H, dtype, side] for side in SIDES}}
+        ms = {side: row[side]["median"] * 1e3 for side in SIDES}
+        print(f"[bench] BPTT N={N} T={T} H={H} {dtype}: NumPy {ms['numpy']:.2f} ms, torch "
+              f"nn.RNN {ms['torch_nn']:.2f} ms, torch loop {ms['torch_loop']:.2f} ms",
+              file=sys.stderr, flush=True)
+        rows.append(row)
+    settings = {"tool": f"pytest-benchmark {version('pytest-benchmark')}",
+                "min_rounds": min_rounds, "max_time": max_time}
+    return rows, settings
 
 
 def profile_bptt(N, T, H, dtype="float64", calls=20):
@@ -161,3 +190,4 @@ def profile_bptt(N, T, H, dtype="float64", calls=20):
     return {"calls": calls, "total": total, "top": [
         f"{v[2] / calls * 1e3:6.2f} ms/call own, {v[1]:6d} calls  "
         f"{Path(f).name if f != '~' else ''}:{line}({n})" for (f, line, n), v in rows]}
+

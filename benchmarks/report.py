@@ -4,6 +4,7 @@ This module passes data and number formats only; every sentence is in the templa
 """
 
 import re
+import statistics
 from pathlib import Path
 
 import jinja2
@@ -14,7 +15,19 @@ from .stats import TARGETS, fmt_num, fmt_stats, ratio_stats, summarize, verdict
 
 TEMPLATE = "RESULTS.md.j2"
 SECTIONS = ("notebooks", "autograde", "imports", "autograde_profile", "parallel", "bptt",
-            "bptt_profile", "copy")  # what a partial run may leave out
+            "bptt_timing", "bptt_profile", "copy")  # what a partial run may leave out
+
+
+def _median(seconds):
+    """The median of a list of timings, or of timings already summarised."""
+    return seconds["median"] if isinstance(seconds, dict) else statistics.median(seconds)
+
+
+def _milliseconds(seconds):
+    """Timings in seconds (a list, or a summary) as a summary in milliseconds."""
+    if isinstance(seconds, dict):
+        return {**seconds, **{k: seconds[k] * 1e3 for k in ("median", "min", "max")}}
+    return summarize([s * 1e3 for s in seconds])
 
 
 def _environment():
@@ -23,7 +36,7 @@ def _environment():
         trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=False,
         extensions=["jinja2.ext.do"], autoescape=False)  # Markdown, not HTML
     env.filters.update(stats=fmt_stats, num=fmt_num, verdict=verdict, g="{:g}".format,
-                       ms=lambda seconds: summarize([s * 1e3 for s in seconds]))
+                       median=_median, ms=_milliseconds)
     env.globals.update(ratio_stats=ratio_stats, summarize=summarize, targets=TARGETS,
                        bptt_key=list(BPTT_KEY), copy_eval_every=COPY_EVAL_EVERY)
     return env

@@ -5,11 +5,10 @@ pure helpers, the BPTT timing on a tiny shape with one repeat, and the report re
 made-up measurements.
 """
 
-import numpy as np
 import pytest
 
 from benchmarks.autograde import parse_importtime
-from benchmarks.bptt import time_bptt
+from benchmarks.bptt import time_grid
 from benchmarks.notebooks import cell_seconds
 from benchmarks.report import render
 from benchmarks.stats import fmt_num, fmt_stats, ratio_stats, summarize, verdict
@@ -63,17 +62,22 @@ def test_importtime_lines_give_top_level_packages_only():
     assert parse_importtime(text) == {"rfc3987_syntax": 1.778409, "jsonschema": 1.873605}
 
 
-def test_bptt_timing_runs_on_a_tiny_shape_and_the_two_sides_agree():
-    r = time_bptt(2, 5, 4, np.float64, repeats=1, min_sample=0.0)
-    for side in ("numpy", "torch_nn", "torch_loop"):
-        assert len(r[side]) == 1 and r[side][0] > 0
-    assert r["max_grad_diff"] < 1e-10
+def test_bptt_timing_runs_on_a_tiny_shape_and_the_sides_agree():
+    rows, settings = time_grid("tiny", min_rounds=1, max_time=0.01)
+    assert settings["tool"].startswith("pytest-benchmark ")
+    assert [row["dtype"] for row in rows] == ["float64", "float32"]
+    for row in rows:
+        for side in ("numpy", "torch_nn", "torch_loop"):
+            assert row[side]["n"] >= 1 and 0 < row[side]["min"] <= row[side]["median"]
+    assert rows[0]["max_grad_diff"] < 1e-10 and rows[1]["max_grad_diff"] < 1e-5
 
 
 def made_up_results():
     """Results shaped as a full run makes them, from invented numbers."""
     s = summarize
-    bptt = time_bptt(2, 3, 4, np.float32, repeats=1, min_sample=0.0)
+    ms = {"numpy": 6.0, "torch_nn": 2.0, "torch_loop": 4.0}  # per call, as pytest-benchmark
+    bptt = {side: {"median": v / 1e3, "min": v / 1e3, "max": v / 1e3, "n": 50}
+            for side, v in ms.items()}
     return {
         "quick": False, "runs": 3, "load_start": [0.5, 0.4, 0.3], "load_end": [2.0, 1.0, 0.5],
         "duration_s": 600.0, "notes": ["made up"],
@@ -103,7 +107,9 @@ def made_up_results():
                      "same_scores": True, "different_scores": [],
                      "sandbox_profile": {"wall": 20.0, "profiled_total": 19.0, "top": [],
                                          "parts": {"grade_one, the whole submission": 19.0}}},
-        "bptt": [{"N": 32, "T": 100, "H": 64, "dtype": "float64", **bptt}],
+        "bptt": [{"N": 32, "T": 100, "H": 64, "dtype": "float64", "max_grad_diff": 1e-16,
+                  **bptt}],
+        "bptt_timing": {"tool": "pytest-benchmark 5", "min_rounds": 5, "max_time": 1.0},
         "copy": [{"steps": 450, "seconds": 2.7, "held_out": 0.5, "limit": 0.56,
                   "baseline": 0.59, "budget": 2000, "delay": 15, "hidden": 64, "batch": 32,
                   "lr": 0.02, "seeds": [0, 1]},
@@ -128,6 +134,9 @@ def test_the_report_states_each_target_with_pass_or_miss():
     assert "rfc3987_syntax whenever it is installed" in text  # absent from the imports
     assert "19.00 s  grade_one, the whole submission" in text
     assert "1 of 2 runs beat the baseline within the budget (MISS)" in text
+    key = next(line for line in text.splitlines() if line.startswith("| 32, 100, 64 |"))
+    assert key == ("| 32, 100, 64 | float64 | 6 (6-6, n=50) | 2 (2-2, n=50) | 4 (4-4, n=50) "
+                   "| 3 | 1.5 | 1e-16 | <= 3: PASS |")  # ratios of medians, the target met
     assert "Load average" in text and "[0.5, 0.4, 0.3]" in text
     assert "No other work: 1-minute load at most 0.5" in text
 
