@@ -16,7 +16,8 @@ the report), and the helpers they share:
     parallel    20 submissions autograded one after the other and two at a time, by
                 nbgrader and by the sandboxed rnncourse-grade (speedup >= 1.6 on 2 cores)
     bptt        rnncourse.rnn.rnn_loss (NumPy forward + BPTT) against torch autograd on
-                the same model and shapes, float64 and float32 (within 3x at N=32, T=100, H=64)
+                the same model and shapes, float64 and float32 (within 3x at N=32, T=100, H=64),
+                timed by pytest-benchmark on the cases in bptt_cases.py
     copy_task   training time until the LSTM beats the memoryless baseline on the copy
                 task, with the assignment's own code, delay, model size and budget
     stats       medians, ratios run by run, number formats, the targets and PASS or MISS
