@@ -137,7 +137,7 @@ def time_grid(grid, min_rounds=5, max_time=1.0):
     returns [{"N", "T", "H", "dtype", "numpy": {"median", "min", "max", "n"} in seconds per
     call, "torch_nn": ..., "torch_loop": ..., "max_grad_diff": float}] and the tool's settings
     """
-    from importlib.metadata import version
+    import pytest_benchmark
 
     diffs = {(N, T, H, dtype): max_grad_diff(N, T, H, dtype)
              for N, T, H in GRIDS[grid] for dtype in DTYPES}
@@ -164,7 +164,7 @@ def time_grid(grid, min_rounds=5, max_time=1.0):
               f"nn.RNN {ms['torch_nn']:.2f} ms, torch loop {ms['torch_loop']:.2f} ms",
               file=sys.stderr, flush=True)
         rows.append(row)
-    settings = {"tool": f"pytest-benchmark {version('pytest-benchmark')}",
+    settings = {"tool": f"pytest-benchmark {pytest_benchmark.__version__}",
                 "min_rounds": min_rounds, "max_time": max_time}
     return rows, settings
 
