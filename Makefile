@@ -14,7 +14,7 @@ LAB_ARGS ?=
 # Run as root (as in a container or CI), Jupyter refuses to start without this flag.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: setup lab test lint clean
+.PHONY: setup lab test test-fast lint clean
 
 setup: $(STAMP)
 
@@ -35,12 +35,10 @@ $(STAMP): requirements.txt pyproject.toml
 		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap \
 		>/dev/null && command -v bwrap >/dev/null || echo "$(BWRAP_MISSING)"; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -r requirements.txt
-	# jupyter-events asks for jsonschema[format-nongpl], which pulls in rfc3987-syntax; jsonschema
-	# then imports it in every Jupyter process, and building its 38 Lark parsers takes 1.4 s
-	# (of nbgrader's 3.0 s import, benchmarks/RESULTS.md). No schema we use has the iri formats
-	# it checks, and pip check stays clean without it.
-	$(PY) -m pip uninstall --quiet -y rfc3987-syntax lark
+	# Exactly what the lock lists (its header says what it leaves out, and why), then torch
+	# alone, which adds its CUDA stack only where pip took a CUDA wheel (3.12 and 3.13 here).
+	$(PY) -m pip install --quiet --no-deps -r requirements.txt
+	$(PY) -m pip install --quiet "$$(grep '^torch==' requirements.txt)"
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	$(PY) -m pip check
 	touch $@
@@ -51,8 +49,13 @@ lab: setup
 test: setup
 	bash tests/run.sh
 
+# The inner loop: every test but the slow families (pyproject.toml's markers: grading,
+# sandbox, notebooks, environment; the browser tests and nbval are not in it either).
+test-fast: setup
+	$(PY) -m pytest tests -q -m "not (grading or sandbox or notebooks or environment)"
+
 lint: setup
-	$(VENV)/bin/ruff check lib tests tools
+	$(VENV)/bin/ruff check lib tests benchmarks
 
 clean:
 	rm -rf $(VENV) lib/*.egg-info
@@ -127,8 +130,8 @@ grade: setup
 # ---------------------------------------------------------------------------
 # Benchmarks (issue 9): how fast the course runs and grades, written to
 # benchmarks/RESULTS.md and benchmarks/results.json. About 20 minutes; not part of
-# `make test`. `$(PY) tools/bench.py --quick` prints a one-run version instead.
+# `make test`. `$(PY) -m benchmarks --quick` prints a one-run version instead.
 .PHONY: bench
 
 bench: setup
-	$(PY) tools/bench.py
+	$(PY) -m benchmarks

@@ -6,8 +6,8 @@ cd "$(dirname "$0")/.."
 bin=.venv/bin
 export PYTHONDONTWRITEBYTECODE=1
 
-echo "== ruff on lib/, tests/ and tools/"
-"$bin/ruff" check --no-cache lib tests tools
+echo "== ruff on lib/, tests/ and benchmarks/"
+"$bin/ruff" check --no-cache lib tests benchmarks
 
 echo "== unit and grading tests"
 "$bin/python" -m pytest tests -q

@@ -56,7 +56,8 @@ def as_user(argv, home, **kw):
 
 @pytest.fixture(scope="module")
 def private():
-    """USER's private folder (0700) with a course checkout and a venv from Debian's python3."""
+    """USER's private folder (0700) with a course checkout, set up by `make setup` from Debian's
+    python3 (its venv inside the checkout)."""
     created = subprocess.run(["id", USER], capture_output=True).returncode != 0
     if created:
         subprocess.run(["useradd", "--system", "--no-create-home", "--shell",
@@ -67,7 +68,7 @@ def private():
         course = root / "course"
         course.mkdir()
         for name in ("nbgrader_config.py", "grading_limits.toml", "requirements.txt",
-                     "pyproject.toml"):
+                     "pyproject.toml", "Makefile"):
             shutil.copy2(REPO / name, course / name)
         ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
         for folder in ("lib", "source/jacobian", "release/jacobian"):
@@ -76,11 +77,8 @@ def private():
             d.mkdir()
         for path in [root, *root.rglob("*")]:
             os.chown(path, user.pw_uid, user.pw_gid, follow_symlinks=False)
-        venv = root / "venv"
-        steps = [[SYSTEM_PYTHON, "-m", "venv", str(venv)],
-                 [str(venv / "bin/pip"), "install", "--quiet", "-r", "requirements.txt"],
-                 [str(venv / "bin/pip"), "install", "--quiet", "--no-deps",
-                  "--no-build-isolation", "-e", "."],
+        venv = course / ".venv"
+        steps = [["make", "--no-print-directory", "setup", f"PYTHON={SYSTEM_PYTHON}"],
                  [str(venv / "bin/nbgrader"), "generate_assignment", "jacobian", "--force",
                   "--log-level=ERROR"]]
         for argv in steps:
@@ -103,10 +101,11 @@ def grade(private, folder, *extra, env=None, workers=2):
     user = pwd.getpwnam(USER)
     for path in [folder, *folder.rglob("*")]:
         os.chown(path, user.pw_uid, user.pw_gid)
-    venv = private / "venv"
+    venv = private / "course" / ".venv"
     return as_user([str(venv / "bin/rnncourse-grade"), "grade", "jacobian",
                     str(folder), "--workers", str(workers), *extra], private / "home",
-                   cwd=private / "course", env={"PATH": f"{venv}/bin:/usr/bin:/bin", **(env or {})})
+                   cwd=private / "course",
+                   env={"PATH": f"{venv}/bin:/usr/bin:/bin", **(env or {})})
 
 
 def lines_by_student(stdout):
