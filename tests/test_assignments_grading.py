@@ -1,6 +1,6 @@
 """The grader gives the right score to right, wrong and partly right work.
 
-One run of the instructor demo (tools/instructor.py demo) in a temporary folder builds
+One run of the instructor demo (rnngrading.instructor demo) in a temporary folder builds
 the simulated class of tests/fixtures/submissions/roster.json from the fixture cases,
 collects it (one assignment from a zip), autogrades it into a fresh SQLite gradebook,
 makes the feedback and exports the CSV. Every test below reads that one run.
@@ -17,7 +17,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from toolmodules import load_tool
+
+from rnngrading import course, feedback, gradebook, instructor
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures" / "submissions"
@@ -28,11 +29,16 @@ ROSTER = json.loads((FIXTURES / "roster.json").read_text())["students"]
 FULL = {
     "jacobian": {"test_step_jacobian": 3, "test_numerical_jacobian": 2,
                  "test_jacobian_product": 3, "test_textbook": 1},
-    "eigenvalues": {"test_eigenvalues": 2, "test_spectral_radius": 2, "test_spectral_norm": 1,
+    "eigenvalues": {"test_eigenvalues": 1, "test_spectral_radius": 2, "test_spectral_norm": 2,
                     "test_predict_linear_gradient": 2, "test_random_with_spectral_radius": 2,
-                    "test_linear_gradient_norms": 2, "test_textbook_2d": 1},
+                    "test_linear_gradient_norms": 2, "test_textbook_2d": 2},
     "copy_task": {"test_copy_task_batch": 3, "test_copy_task_baseline": 1,
-                  "test_train_copy": 1, "test_lstm_beats_baseline": 2},
+                  "test_train_copy": 3, "test_lstm_beats_baseline": 2},
+    "rnn_from_scratch": {"test_rnn_step_forward": 2, "test_rnn_step_backward": 3,
+                         "test_rnn_forward": 2, "test_rnn_backward": 4,
+                         "test_softmax_cross_entropy": 3, "test_numerical_gradient": 2,
+                         "test_lstm_step_forward": 3, "test_lstm_cell_jacobian": 2,
+                         "test_train_rnn": 4},
 }
 
 
@@ -46,15 +52,18 @@ def zeros(assignment):
 
 
 EXPECTED = {
+    # Each mistake costs the part it breaks and no other: a later part either checks against
+    # autograd / NumPy's own version of the earlier part, or is done by hand.
     "jacobian": {
         "reference": scores("jacobian"),
         "blank": zeros("jacobian"),
         "partial": scores("jacobian", test_jacobian_product=0, test_textbook=0),
-        # the product is graded against the student's own step Jacobians: not charged twice
-        "transposed": scores("jacobian", test_step_jacobian=0, test_textbook=0),
-        # at the origin z = 0, so 1 - z^2 = 1 - h^2 there: the textbook case still passes
+        # the product takes the states and W_h (the library's signature), the textbook case
+        # is worked by hand: neither calls step_jacobian
+        "transposed": scores("jacobian", test_step_jacobian=0),
         "one_minus_z_squared": scores("jacobian", test_step_jacobian=0),
         "alternative": scores("jacobian"),
+        "loops_float32": scores("jacobian"),
     },
     "eigenvalues": {
         "reference": scores("eigenvalues"),
@@ -62,31 +71,60 @@ EXPECTED = {
         "partial": scores("eigenvalues", test_predict_linear_gradient=0,
                           test_random_with_spectral_radius=0, test_linear_gradient_norms=0,
                           test_textbook_2d=0),
-        # the textbook matrix has eigenvalues 0.6 +- 0.9i: the real part misleads there too
-        "real_part_radius": scores("eigenvalues", test_spectral_radius=0, test_textbook_2d=0),
-        # linear_gradient_norms calls spectral_norm, so its norms are Frobenius norms too
-        "frobenius_norm": scores("eigenvalues", test_spectral_norm=0, test_linear_gradient_norms=0),
+        # Part 7 is worked by hand from the trace and determinant
+        "real_part_radius": scores("eigenvalues", test_spectral_radius=0),
+        # Part 6 runs with NumPy's spectral norm in place of the student's
+        "frobenius_norm": scores("eigenvalues", test_spectral_norm=0),
+        # the two hints of Part 1 that could never fire: each now fires, on Part 1 only
+        "singular_values": scores("eigenvalues", test_eigenvalues=0),
+        "eigvalsh_default": scores("eigenvalues", test_eigenvalues=0),
         "alternative": scores("eigenvalues"),
+        "float32": scores("eigenvalues"),
     },
     "copy_task": {
         "reference": scores("copy_task"),
         "blank": zeros("copy_task"),
         "partial": scores("copy_task", test_train_copy=0, test_lstm_beats_baseline=0),
-        # the LSTM still learns the (shifted) task it is given, and beats the true baseline
+        # the LSTM still learns the (shifted) task it is given, and beats the true baseline;
+        # Part 3 checks the loop on the student's own batches
         "off_by_one_and_baseline": scores("copy_task", test_copy_task_batch=0,
                                           test_copy_task_baseline=0),
+        # Part 3 watches the process: gradients at optimizer.step() not clipped
+        "no_clipping": scores("copy_task", test_train_copy=0),
         "alternative": scores("copy_task"),
+        "manual_clipping": scores("copy_task"),
+    },
+    # Every later part runs with reference versions of the earlier parts in place of the
+    # student's (or checks against the student's own earlier part), so each mistake costs
+    # its own part only.
+    "rnn_from_scratch": {
+        "reference": scores("rnn_from_scratch"),
+        "blank": zeros("rnn_from_scratch"),
+        "partial": scores("rnn_from_scratch", test_softmax_cross_entropy=0,
+                          test_numerical_gradient=0, test_lstm_step_forward=0,
+                          test_lstm_cell_jacobian=0, test_train_rnn=0),
+        "transposed_w_h": scores("rnn_from_scratch", test_rnn_step_forward=0),
+        "one_minus_z_squared": scores("rnn_from_scratch", test_rnn_step_backward=0),
+        "forward_off_by_one": scores("rnn_from_scratch", test_rnn_forward=0),
+        "overwritten_gradients": scores("rnn_from_scratch", test_rnn_backward=0),
+        "forgotten_dh_next": scores("rnn_from_scratch", test_rnn_backward=0),
+        "loss_over_n_only": scores("rnn_from_scratch", test_softmax_cross_entropy=0),
+        "one_sided_difference": scores("rnn_from_scratch", test_numerical_gradient=0),
+        # Part 8 reads f from the student's own gates, which sit in the right slice
+        "gate_order": scores("rnn_from_scratch", test_lstm_step_forward=0),
+        "hidden_state_jacobian": scores("rnn_from_scratch", test_lstm_cell_jacobian=0),
+        "per_array_clipping": scores("rnn_from_scratch", test_train_rnn=0),
+        "alternative": scores("rnn_from_scratch"),
+        "float32": scores("rnn_from_scratch"),
     },
 }
-WRITTEN_POINTS = {"jacobian": 4, "eigenvalues": 5, "copy_task": 4}
+WRITTEN_POINTS = {"jacobian": 4, "eigenvalues": 5, "copy_task": 4, "rnn_from_scratch": 6}
 SUBMISSIONS = [
     (student, assignment, case)
     for student, cases in ROSTER.items()
     for assignment, case in cases.items()
 ]
 
-
-instructor = load_tool("instructor")
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +134,7 @@ def demo(tmp_path_factory):
     env = dict(os.environ)
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     proc = subprocess.run(
-        [sys.executable, str(REPO / "tools" / "instructor.py"), "demo", "--dir", str(root)],
+        [sys.executable, "-m", "rnngrading.instructor", "demo", "--dir", str(root)],
         cwd=REPO, env=env, capture_output=True, text=True,
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
@@ -108,7 +146,7 @@ def cell_scores(demo):
     """{(student, assignment): {grade id: score}} for the autograded test cells."""
     root, _ = demo
     found = {}
-    with instructor.gradebook(root) as gb:
+    with course.gradebook(root) as gb:
         for student, assignment, _ in SUBMISSIONS:
             nb = gb.find_submission_notebook(assignment, assignment, student)
             found[student, assignment] = {
@@ -136,7 +174,7 @@ def test_the_reference_gets_full_marks_and_the_blank_release_zero(cell_scores):
 
 def test_written_answers_wait_for_a_human(demo):
     root, _ = demo
-    with instructor.gradebook(root) as gb:
+    with course.gradebook(root) as gb:
         for assignment, written in WRITTEN_POINTS.items():
             assert gb.find_assignment(assignment).max_written_score == written
             assert gb.find_submission(assignment, "ada-reference").needs_manual_grade
@@ -146,7 +184,7 @@ def test_written_answers_wait_for_a_human(demo):
 def test_a_student_with_no_submission_is_reported_missing(demo):
     root, stdout = demo
     assert "copy_task" not in ROSTER["finn-mistakes"]
-    _, rows = instructor.grade_rows(root)
+    _, rows = gradebook.grade_rows(root)
     assert rows["finn-mistakes"]["copy_task"] is None
     finn = next(line for line in stdout.splitlines() if line.startswith("finn-mistakes"))
     assert "missing" in finn
@@ -158,7 +196,8 @@ def test_the_demo_prints_the_grade_table(demo):
     for student in ROSTER:
         assert any(line.startswith(student) for line in stdout.splitlines()), student
     ada = next(line for line in stdout.splitlines() if line.startswith("ada-reference"))
-    assert ada.split()[1:10] == ["9", "/", "9", "12", "/", "12", "7", "/", "7"]
+    totals = [str(sum(FULL[a].values())) for a in FULL]  # FULL is in course order
+    assert ada.split()[1:1 + 3 * len(FULL)] == [x for t in totals for x in (t, "/", t)]
 
 
 def test_the_exported_csv_has_a_row_per_student_and_assignment(demo):
@@ -178,17 +217,17 @@ def test_the_exported_csv_has_a_row_per_student_and_assignment(demo):
 def test_feedback_pages_show_no_hidden_test(demo):
     root, _ = demo
     for assignment in FULL:
-        snippets = instructor.hidden_test_snippets(root, assignment)
+        snippets = feedback.hidden_test_snippets(root, assignment)
         assert len(snippets) > 5
         pages = sorted((root / "feedback").glob(f"*/{assignment}/*.html"))
         assert len(pages) == sum(1 for _, a, _ in SUBMISSIONS if a == assignment)
         for page in pages:
-            text = instructor.html_text(page.read_text(encoding="utf-8"))
+            text = feedback.html_text(page.read_text(encoding="utf-8"))
             assert "HIDDEN TESTS" not in text, page
             assert not [s for s in snippets if s in text], page
     # The check can see code at all: the visible tests and their hints are on the page.
     page = root / "feedback" / "dev-mistakes" / "jacobian" / "jacobian.html"
-    text = instructor.html_text(page.read_text(encoding="utf-8"))
+    text = feedback.html_text(page.read_text(encoding="utf-8"))
     assert "Part 1 tests" in text
     assert "AssertionError: This is the transposed Jacobian" in text
 
@@ -230,7 +269,7 @@ def test_without_the_warning_filter_that_answer_would_lose_points(demo, tmp_path
         copy, "autograde", "jacobian", "--student", "eve-alternative", "--force",
         "--log-level=ERROR",
     )
-    with instructor.gradebook(copy) as gb:
+    with course.gradebook(copy) as gb:
         nb = gb.find_submission_notebook("jacobian", "jacobian", "eve-alternative")
         lost = {g.name: g.score for g in nb.grades if g.name in FULL["jacobian"]}
     assert lost["test_step_jacobian"] == 0, "stderr in a test cell scores 0 in plain nbgrader"

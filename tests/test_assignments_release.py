@@ -17,9 +17,10 @@ import nbformat
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-ASSIGNMENTS = ("jacobian", "eigenvalues", "copy_task")
+ASSIGNMENTS = ("jacobian", "eigenvalues", "copy_task", "rnn_from_scratch")
 # (autograded points, written points) per assignment, as the notebooks' tables say
-POINTS = {"jacobian": (9, 4), "eigenvalues": (12, 5), "copy_task": (7, 4)}
+POINTS = {"jacobian": (9, 4), "eigenvalues": (13, 5), "copy_task": (9, 4),
+          "rnn_from_scratch": (25, 6)}
 
 
 def nbgrader_run(course, *args):
@@ -33,8 +34,9 @@ def nbgrader_run(course, *args):
 
 
 def copy_course(dest, parts=("source", "release")):
-    """A throwaway course root: the config and the named folders of the repository."""
-    shutil.copy2(REPO / "nbgrader_config.py", dest / "nbgrader_config.py")
+    """A throwaway course root: the config, the limits it reads and the named folders."""
+    for name in ("nbgrader_config.py", "grading_limits.toml"):
+        shutil.copy2(REPO / name, dest / name)
     for part in parts:
         shutil.copytree(REPO / part, dest / part, ignore=shutil.ignore_patterns(".gitkeep"))
     return dest
@@ -103,9 +105,29 @@ def test_student_notebooks_do_not_import_the_library_answers(assignment):
 
 def test_copy_task_notebook_uses_the_syllabus_definition_and_baseline():
     source = "\n".join(c.source for c in cells_of("copy_task"))
-    assert "T + 20" in source and "10 log 8 / (T + 20)" in source.replace("\\", "")
+    # T is the sequence length everywhere in the course; the copy task's delay is d (`delay`)
+    assert "delay + 20" in source and "10 log 8 / (d + 20)" in source.replace("\\", "")
+    assert "T = d + 20" in source and not re.search(r"\bT\b", code_of("copy_task"))
     budget = next(c for c in cells_of("copy_task") if nbgrader_meta(c).get("grade_id") == "budget")
     assert "DELAY, HIDDEN, STEPS, BATCH =" in budget.source
+
+
+def code_of(assignment):
+    return "\n".join(c.source for c in cells_of(assignment) if c.cell_type == "code")
+
+
+def test_the_assignments_use_the_library_signature_and_forget_bias():
+    """jacobian_product(h, W_h, k) as in rnncourse.gradients; the forget bias of lecture 06."""
+    assert "def jacobian_product(h, W_h, k):" in code_of("jacobian")
+    assert "bias_ih_l0[H:2 * H].fill_(3.0)" in code_of("copy_task")
+
+
+def test_no_answer_of_a_later_part_shows_in_an_earlier_visible_test():
+    """Part 7's matrix (rho = sqrt(1.17), "explode") is not used by Part 2's visible test."""
+    cells = {nbgrader_meta(c).get("grade_id"): c.source for c in cells_of("eigenvalues", "release")}
+    assert "1.17" not in cells["test_spectral_radius"]
+    assert "-0.82" not in cells["test_spectral_radius"]
+    assert "explode" not in cells["test_spectral_radius"]
 
 
 def canonical(path):
@@ -154,7 +176,7 @@ def test_source_notebooks_pass_their_own_tests(tmp_path):
     proc = nbgrader_run(course, "validate", *paths)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     passed = proc.stdout.count("Success! Your notebook passes all the tests.")
-    assert passed == 3, proc.stdout[-3000:]
+    assert passed == len(ASSIGNMENTS), proc.stdout[-3000:]
 
 
 def test_release_notebooks_fail_every_test_when_blank(tmp_path):
@@ -164,4 +186,4 @@ def test_release_notebooks_fail_every_test_when_blank(tmp_path):
     proc = nbgrader_run(course, "validate", "--invert", *paths)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     failed_all = proc.stdout.count("Success! The notebook does not pass any test")
-    assert failed_all == 3, proc.stdout[-3000:]
+    assert failed_all == len(ASSIGNMENTS), proc.stdout[-3000:]
