@@ -67,3 +67,24 @@ def hand_in(folder, student, nb, nested=False):
     where.mkdir(parents=True)
     nbformat.write(nb, where / "jacobian.ipynb")
     return where / "jacobian.ipynb"
+
+
+def points(assignment):
+    """{test cell grade_id: points} of an assignment's committed source notebook."""
+    import nbformat
+
+    from rnngrading.prechecks import test_points
+
+    return test_points(nbformat.read(REPO / "source" / assignment / f"{assignment}.ipynb",
+                                     as_version=4))
+
+
+def full(assignment):
+    """An assignment's autograded points."""
+    return sum(points(assignment).values())
+
+
+def without(assignment, *grade_ids):
+    """The autograded points of a submission that gets every test but `grade_ids` right."""
+    lost = points(assignment)
+    return full(assignment) - sum(lost[gid] for gid in grade_ids)

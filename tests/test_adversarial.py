@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from adversarial.cases import CASES, make
-from coursekit import checksum
+from coursekit import checksum, full, without
 
 from rnngrading.batch import grade_batch
 from rnngrading.course import FIXTURES, REPO, gradebook
@@ -99,12 +99,12 @@ def test_patched_allclose_is_flagged_not_prevented(graded):
 
 def test_honest_students_in_the_same_batch_are_untouched(graded, course):
     results = graded[0]
-    assert results["ada-honest/jacobian"].total == 9
-    assert results["ada-honest/eigenvalues"].total == 12
+    assert results["ada-honest/jacobian"].total == full("jacobian")
+    assert results["ada-honest/eigenvalues"].total == full("eigenvalues")
     assert results["ben-honest/jacobian"].total == 0
     with gradebook(course) as gb:
-        assert gb.find_submission("jacobian", "ada-honest").code_score == 9
-        assert gb.find_submission("eigenvalues", "ada-honest").code_score == 12
+        assert gb.find_submission("jacobian", "ada-honest").code_score == full("jacobian")
+        assert gb.find_submission("eigenvalues", "ada-honest").code_score == full("eigenvalues")
         for name, (assignment, *_rest) in CASES.items():
             assert gb.find_submission(assignment, name).code_score == results[
                 f"{name}/{assignment}"].total
@@ -144,4 +144,5 @@ def test_parallel_equals_sequential_and_repeats(graded, course, tmp_path):
     sequential = grade_batch(jobs, course, LIMITS, workers=1)
     parallel = [graded[0][f"{s}/jacobian"] for s, _, _ in jobs]
     assert [r.scores for r in sequential] == [r.scores for r in parallel]
-    assert [r.total for r in sequential] == [9, 5]
+    assert [r.total for r in sequential] == [full("jacobian"),
+                                             without("jacobian", "test_step_jacobian")]

@@ -20,13 +20,14 @@ from pathlib import Path
 
 import coursekit
 import pytest
-from coursekit import FORK_BOMB, checksum, notebook
+from coursekit import FORK_BOMB, checksum, full, notebook, without
 
-from rnngrading.course import REPO
+from rnngrading.course import REPO, gradebook
 
 USER = "rnncourse-grader"
 SYSTEM_PYTHON = "/usr/bin/python3"
 
+FULL, TRANSPOSED = full("jacobian"), without("jacobian", "test_step_jacobian")
 pytestmark = [
     pytest.mark.grading,
     pytest.mark.sandbox,
@@ -123,8 +124,9 @@ def test_an_ordinary_user_grades_a_class_from_a_private_folder(private):
     print(out.stdout, out.stderr[-3000:])
     assert out.returncode == 0
     lines = lines_by_student(out.stdout)
-    assert " 9 / 9 " in lines["ada"] and " 5 / 9 " in lines["dora"], out.stdout
-    assert " 0 / 9 " in lines["bomber"] and " 0 / 9 " in lines["snoop"], out.stdout
+    assert f" {FULL:g} / {FULL:g} " in lines["ada"], out.stdout
+    assert f" {TRANSPOSED:g} / {FULL:g} " in lines["dora"], out.stdout
+    assert f" 0 / {FULL:g} " in lines["bomber"] and f" 0 / {FULL:g} " in lines["snoop"]
     assert "NOT ISOLATED" not in out.stdout
     import nbformat
 
@@ -133,11 +135,9 @@ def test_an_ordinary_user_grades_a_class_from_a_private_folder(private):
                for line in out.get("text", "").splitlines() if line.startswith("SEEN")]
     print(seen)
     assert not any(f"/{name}" in seen for name in ("ada", "dora", "bomber"))
-    from nbgrader.api import Gradebook
-
-    with Gradebook(f"sqlite:///{private / 'course' / 'gradebook.db'}") as gb:
-        assert gb.find_submission("jacobian", "ada").code_score == 9
-        assert gb.find_submission("jacobian", "dora").code_score == 5
+    with gradebook(private / "course") as gb:
+        assert gb.find_submission("jacobian", "ada").code_score == FULL
+        assert gb.find_submission("jacobian", "dora").code_score == TRANSPOSED
 
 
 def test_no_sandbox_possible_stops_before_any_score_is_written(private, tmp_path):
@@ -168,7 +168,7 @@ def test_unsafe_grading_says_so_on_every_line(private):
     assert out.returncode == 0
     lines = lines_by_student(out.stdout)
     assert lines and all("NOT ISOLATED" in line for line in lines.values())
-    assert " 9 / 9 " in lines["ada"]
+    assert f" {FULL:g} / {FULL:g} " in lines["ada"]
 
 
 def test_the_private_checkout_is_really_private(private):

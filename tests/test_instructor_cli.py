@@ -17,7 +17,7 @@ from coursekit import make_course
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 
 from rnngrading import instructor
-from rnngrading.course import FIXTURES, CourseError
+from rnngrading.course import ASSIGNMENTS, FIXTURES, CourseError
 from rnngrading.feedback import HIDDEN_NOTE, HideHiddenTests, check_feedback, hidden_test_snippets
 from rnngrading.fixtures import build_submission
 
@@ -36,8 +36,7 @@ def run_cli(*args):
 @pytest.fixture
 def course(tmp_path):
     """A course root with the committed source/ and release/, no gradebook yet."""
-    return make_course(tmp_path / "course", ("jacobian", "eigenvalues", "copy_task"),
-                       release=False)
+    return make_course(tmp_path / "course", ASSIGNMENTS, release=False)
 
 
 def reference_notebook(root, assignment, case="reference"):

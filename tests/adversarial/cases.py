@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import nbformat
+from coursekit import full, without
 
 # The checkout under test, wherever it was cloned: the attacks aim at its own files.
 REPO = str(Path(__file__).resolve().parents[2])
@@ -55,14 +56,17 @@ J_at_zero = Always()
 CASES = {
     "overwritten_tests": ("jacobian", "blank", "overwrite_tests", 0, "modified", None),
     "deleted_tests": ("jacobian", "blank", "delete_tests", 0, "deleted", None),
-    "duplicated_ids": ("eigenvalues", "reference", "dup_ids", 12, "duplicated cell ids", None),
+    "duplicated_ids": ("eigenvalues", "reference", "dup_ids", full("eigenvalues"),
+                       "duplicated cell ids", None),
     "changed_points_and_types": ("jacobian", "blank", "change_meta", 0, "restored", None),
-    "infinite_loop": ("jacobian", "reference", {"textbook": "while True:\n    pass\n"}, 8,
+    "infinite_loop": ("jacobian", "reference", {"textbook": "while True:\n    pass\n"},
+                      without("jacobian", "test_textbook"),
                       "timeout in cell textbook", None),
     "memory_bomb": ("eigenvalues", "blank",
                     {"eigenvalues": "x = [bytearray(2**26) for _ in range(10**4)]\n"}, 0,
                     "memory limit", None),
-    "sys_exit": ("jacobian", "reference", {"textbook": "import sys\nsys.exit(0)\n"}, 9,
+    "sys_exit": ("jacobian", "reference", {"textbook": "import sys\nsys.exit(0)\n"},
+                 full("jacobian"),
                  "sys.exit()", None),
     "os_exit": ("jacobian", "reference", {"step_jacobian": "import os\nos._exit(0)\n"}, 0,
                 "kernel died", None),
@@ -70,7 +74,8 @@ CASES = {
                     {"eigenvalues": "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n"},
                     0, "kernel died", None),
     "megabytes_of_output": ("jacobian", "reference",
-                            {"textbook": "for i in range(60000):\n    print('x' * 80)\n"}, 9,
+                            {"textbook": "for i in range(60000):\n    print('x' * 80)\n"},
+                            full("jacobian"),
                             "output truncated", None),
     "patched_allclose": ("jacobian", "blank", {"step_jacobian": PATCH_ALLCLOSE + WRONG_STEP}, 0,
                          "suspicious", "np.allclose patched in the kernel before the tests run "
@@ -86,7 +91,8 @@ CASES = {
     "writes_gradebook_and_source": ("eigenvalues", "blank", {"eigenvalues": WRITE}, 0, "", None),
     "reads_hidden_tests": ("jacobian", "blank", {"step_jacobian": LEAK}, 0, "", None),
     "network": ("eigenvalues", "blank", {"eigenvalues": NET}, 0, "", None),
-    "input_call": ("eigenvalues", "reference", {"eigenvalues": "name = input('name? ')\n"}, 12,
+    "input_call": ("eigenvalues", "reference", {"eigenvalues": "name = input('name? ')\n"},
+                   full("eigenvalues"),
                    "input()", None),
     "invalid_json": ("jacobian", "reference", "invalid_json", 0, "invalid notebook JSON", None),
     "wrong_name": ("eigenvalues", "reference", "wrong_name", 0, "wrongly named", None),
