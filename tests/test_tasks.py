@@ -20,7 +20,7 @@ def test_copy_task_layout(T):
 
 
 def test_copy_task_rejects_bad_delay():
-    with pytest.raises(ValueError, match="T must be at least 1, got 0"):
+    with pytest.raises(ValueError, match="delay must be at least 1, got 0"):
         tasks.copy_task_batch(2, 0, np.random.default_rng(0))
 
 

@@ -13,32 +13,33 @@ COPY_BLANK, COPY_DELIMITER, COPY_VOCAB = 0, 9, 10
 COPY_LENGTH = 10  # symbols to remember
 
 
-def copy_task_batch(N, T, rng):
+def copy_task_batch(N, delay, rng):
     """The copy-memory task (Arjovsky, Shah and Bengio, 2016).
 
-    Input:  10 symbols from {1..8}, T - 1 blanks (0), the delimiter 9, 10 blanks.
-    Target: T + 10 blanks, then the 10 symbols.
-    N: batch size; T: the delay (T >= 1); rng: a np.random.Generator
-    returns x (N, T + 20) and y (N, T + 20), integers in [0, 10)
+    Input:  10 symbols from {1..8}, delay - 1 blanks (0), the delimiter 9, 10 blanks.
+    Target: delay + 10 blanks, then the 10 symbols.
+    N: batch size; delay: the steps between the last symbol and the delimiter, plus one
+    (delay >= 1; the sequence length T is delay + 20); rng: a np.random.Generator
+    returns x (N, delay + 20) and y (N, delay + 20), integers in [0, 10)
     """
-    if T < 1:
-        raise ValueError(f"T must be at least 1, got {T}")
+    if delay < 1:
+        raise ValueError(f"delay must be at least 1, got {delay}")
     symbols = rng.integers(1, 9, size=(N, COPY_LENGTH))
-    x = np.zeros((N, T + 2 * COPY_LENGTH), dtype=np.int64)
+    x = np.zeros((N, delay + 2 * COPY_LENGTH), dtype=np.int64)
     y = np.zeros_like(x)
     x[:, :COPY_LENGTH] = symbols
-    x[:, COPY_LENGTH + T - 1] = COPY_DELIMITER
+    x[:, COPY_LENGTH + delay - 1] = COPY_DELIMITER
     y[:, -COPY_LENGTH:] = symbols
     return x, y
 
 
-def copy_task_baseline(T):
-    """Cross-entropy per step of the best memoryless guess: 10 log 8 / (T + 20).
+def copy_task_baseline(delay):
+    """Cross-entropy per step of the best memoryless guess: 10 log 8 / (delay + 20).
 
-    It predicts blanks with certainty for T + 10 steps, then a uniform guess
+    It predicts blanks with certainty for delay + 10 steps, then a uniform guess
     over the 8 symbols for the last 10.
     """
-    return COPY_LENGTH * np.log(8) / (T + 2 * COPY_LENGTH)
+    return COPY_LENGTH * np.log(8) / (delay + 2 * COPY_LENGTH)
 
 
 AGREE_SINGULAR, AGREE_PLURAL, AGREE_QUERY = 0, 1, 2

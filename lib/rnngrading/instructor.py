@@ -339,7 +339,7 @@ def main(argv=None):
     p = sub.add_parser("demo", help="simulated class: release, collect, autograde, feedback, CSV")
     p.add_argument("--dir", default=None, help="folder for the demo course "
                    "(default: artifacts/instructor-demo)")
-    p.add_argument("--assignments", nargs="*", default=(), help="default: all three")
+    p.add_argument("--assignments", nargs="*", default=(), help="default: all of them")
     args = parser.parse_args(argv)
     try:
         if args.command == "demo":
