@@ -8,20 +8,20 @@ The repository's own gradebook.db, submitted/, autograded/ and feedback/ are not
 """
 
 import csv
+import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import nbformat
 import pytest
 
 from rnngrading import course, feedback, gradebook, instructor
+from rnngrading.course import FIXTURES, REPO, own_bin_first
 
-REPO = Path(__file__).resolve().parent.parent
-FIXTURES = REPO / "tests" / "fixtures" / "submissions"
+pytestmark = pytest.mark.grading  # the demo autogrades a class of fixture submissions
 ROSTER = json.loads((FIXTURES / "roster.json").read_text())["students"]
 
 # Autograded points per test cell for each fixture case, worked out from what each case
@@ -127,24 +127,35 @@ SUBMISSIONS = [
 
 
 
+def repository_digest():
+    """{path: sha256} of every file of the repository but .git, .venv and caches."""
+    skip = {".git", ".venv", "__pycache__", ".ipynb_checkpoints"}
+    return {str(p.relative_to(REPO)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(REPO.rglob("*"))
+            if p.is_file() and not skip & set(p.relative_to(REPO).parts)
+            and not any(part.endswith(".egg-info") for part in p.parts)}
+
+
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    """The instructor demo, run once: (course root, its stdout)."""
+    """The instructor demo, run once: (course root, its stdout, and the repository's digest
+    before and after it)."""
+    before = repository_digest()
     root = tmp_path_factory.mktemp("class") / "demo-course"
     env = dict(os.environ)
-    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    env["PATH"] = own_bin_first(env.get("PATH", ""))
     proc = subprocess.run(
         [sys.executable, "-m", "rnngrading.instructor", "demo", "--dir", str(root)],
         cwd=REPO, env=env, capture_output=True, text=True,
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    return root, proc.stdout
+    return root, proc.stdout, before, repository_digest()
 
 
 @pytest.fixture(scope="module")
 def cell_scores(demo):
     """{(student, assignment): {grade id: score}} for the autograded test cells."""
-    root, _ = demo
+    root, *_ = demo
     found = {}
     with course.gradebook(root) as gb:
         for student, assignment, _ in SUBMISSIONS:
@@ -156,9 +167,10 @@ def cell_scores(demo):
 
 
 def test_the_demo_leaves_the_repository_alone(demo):
-    root, _ = demo
-    assert REPO not in root.parents
+    root, _, before, after = demo
     assert (root / "gradebook.db").is_file()
+    changed = sorted(set(before.items()) ^ set(after.items()))
+    assert not changed, f"the demo changed the repository: {changed[:5]}"
 
 
 @pytest.mark.parametrize(("student", "assignment", "case"), SUBMISSIONS)
@@ -173,7 +185,7 @@ def test_the_reference_gets_full_marks_and_the_blank_release_zero(cell_scores):
 
 
 def test_written_answers_wait_for_a_human(demo):
-    root, _ = demo
+    root, *_ = demo
     with course.gradebook(root) as gb:
         for assignment, written in WRITTEN_POINTS.items():
             assert gb.find_assignment(assignment).max_written_score == written
@@ -182,7 +194,7 @@ def test_written_answers_wait_for_a_human(demo):
 
 
 def test_a_student_with_no_submission_is_reported_missing(demo):
-    root, stdout = demo
+    root, stdout, *_ = demo
     assert "copy_task" not in ROSTER["finn-mistakes"]
     _, rows = gradebook.grade_rows(root)
     assert rows["finn-mistakes"]["copy_task"] is None
@@ -191,7 +203,7 @@ def test_a_student_with_no_submission_is_reported_missing(demo):
 
 
 def test_the_demo_prints_the_grade_table(demo):
-    _, stdout = demo
+    _, stdout, *_ = demo
     assert "student" in stdout and "written answers" in stdout
     for student in ROSTER:
         assert any(line.startswith(student) for line in stdout.splitlines()), student
@@ -201,7 +213,7 @@ def test_the_demo_prints_the_grade_table(demo):
 
 
 def test_the_exported_csv_has_a_row_per_student_and_assignment(demo):
-    root, _ = demo
+    root, *_ = demo
     with open(root / "grades.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     pairs = {(r["student_id"], r["assignment"]) for r in rows}
@@ -215,7 +227,7 @@ def test_the_exported_csv_has_a_row_per_student_and_assignment(demo):
 
 
 def test_feedback_pages_show_no_hidden_test(demo):
-    root, _ = demo
+    root, *_ = demo
     for assignment in FULL:
         snippets = feedback.hidden_test_snippets(root, assignment)
         assert len(snippets) > 5
@@ -234,7 +246,7 @@ def test_feedback_pages_show_no_hidden_test(demo):
 
 def test_hidden_tests_did_run_when_grading(demo):
     """The autograded notebooks, unlike the feedback, hold the hidden tests that ran."""
-    root, _ = demo
+    root, *_ = demo
     nb = nbformat.read(
         root / "autograded" / "ada-reference" / "jacobian" / "jacobian.ipynb", as_version=4
     )
@@ -258,7 +270,7 @@ def test_a_python_warning_does_not_cost_points(cell_scores):
 
 def test_without_the_warning_filter_that_answer_would_lose_points(demo, tmp_path):
     """The same submission, autograded in a copy of the course with IgnorePattern off."""
-    root, _ = demo
+    root, *_ = demo
     copy = tmp_path / "no-filter"
     shutil.copytree(root, copy)
     config = copy / "nbgrader_config.py"
@@ -277,7 +289,7 @@ def test_without_the_warning_filter_that_answer_would_lose_points(demo, tmp_path
 
 @pytest.mark.parametrize("student", ["ada-reference", "eve-alternative"])
 def test_test_cells_print_nothing_on_stderr_for_correct_work(demo, student):
-    root, _ = demo
+    root, *_ = demo
     for assignment in ROSTER[student]:
         path = root / "autograded" / student / assignment / f"{assignment}.ipynb"
         for cell in nbformat.read(path, as_version=4).cells:

@@ -11,22 +11,21 @@ import re
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import nbformat
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-ASSIGNMENTS = ("jacobian", "eigenvalues", "copy_task", "rnn_from_scratch")
+from rnngrading.course import ASSIGNMENTS, REPO, own_bin_first
+
 # (autograded points, written points) per assignment, as the notebooks' tables say
 POINTS = {"jacobian": (9, 4), "eigenvalues": (13, 5), "copy_task": (9, 4),
           "rnn_from_scratch": (25, 6)}
 
 
 def nbgrader_run(course, *args):
-    """Run nbgrader in `course` with this environment's bin first on PATH (for alembic)."""
+    """Run nbgrader in `course` (this environment's bin first on PATH); its output captured."""
     env = dict(os.environ)
-    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    env["PATH"] = own_bin_first(env.get("PATH", ""))
     return subprocess.run(
         [sys.executable, "-m", "nbgrader", *args], cwd=course, env=env,
         capture_output=True, text=True,
@@ -150,6 +149,7 @@ def regenerated(tmp_path_factory):
     return course / "release"
 
 
+@pytest.mark.grading  # nbgrader runs the notebooks
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_release_is_not_stale_against_source(regenerated, assignment):
     committed = sorted(p.name for p in (REPO / "release" / assignment).iterdir())
@@ -169,6 +169,7 @@ def test_release_hides_solutions_and_hidden_tests():
         assert "raise NotImplementedError()" in text and "YOUR ANSWER HERE" in text
 
 
+@pytest.mark.grading  # nbgrader runs the notebooks
 def test_source_notebooks_pass_their_own_tests(tmp_path):
     """nbgrader validate on the instructor versions: every test passes (the copy task trains)."""
     course = copy_course(tmp_path, parts=("source",))
@@ -179,6 +180,7 @@ def test_source_notebooks_pass_their_own_tests(tmp_path):
     assert passed == len(ASSIGNMENTS), proc.stdout[-3000:]
 
 
+@pytest.mark.grading  # nbgrader runs the notebooks
 def test_release_notebooks_fail_every_test_when_blank(tmp_path):
     """nbgrader validate --invert on the student versions: no test passes on a blank."""
     course = copy_course(tmp_path, parts=("release",))
