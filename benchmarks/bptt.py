@@ -143,7 +143,10 @@ def time_grid(grid, min_rounds=5, max_time=1.0):
              for N, T, H in GRIDS[grid] for dtype in DTYPES}
     with tempfile.TemporaryDirectory(prefix="bptt-timing-") as tmp:
         out = Path(tmp) / "bptt.json"
-        env = dict(os.environ, BENCH_BPTT_GRID=grid, **ONE_THREAD)
+        # a child pytest of its own: without the variables of an xdist worker that runs this,
+        # or pytest-benchmark turns itself off
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+        env.update(BENCH_BPTT_GRID=grid, **ONE_THREAD)
         subprocess.run([sys.executable, "-m", "pytest", str(CASES), "-q", "--benchmark-only",
                         f"--benchmark-json={out}", f"--benchmark-min-rounds={min_rounds}",
                         f"--benchmark-max-time={max_time}", "--benchmark-warmup=on",

@@ -1,10 +1,8 @@
 """Scratch nbgrader courses with fixture submissions, nbgrader timed in them, their scores."""
 
-import shutil
 import time
-from pathlib import Path
 
-from rnngrading.course import FIXTURES, LIMITS_FILE, REPO, gradebook, nbgrader
+from rnngrading.course import FIXTURES, gradebook, nbgrader, new_course
 from rnngrading.fixtures import build_submission
 
 
@@ -22,12 +20,7 @@ def make_course(root, assignment, students):
     """
     import nbformat
 
-    root = Path(root)
-    root.mkdir(parents=True)
-    for name in ("nbgrader_config.py", LIMITS_FILE):  # the grader reads both
-        shutil.copy2(REPO / name, root / name)
-    shutil.copytree(REPO / "source" / assignment, root / "source" / assignment)
-    nbgrader(root, "generate_assignment", assignment, "--force", log_level="ERROR")
+    root = new_course(root, [assignment])
     roster = root / "students.csv"
     roster.write_text("id\n" + "".join(f"{s}\n" for s in students))
     nbgrader(root, "db", "student", "import", str(roster), log_level="ERROR")

@@ -9,18 +9,9 @@ import sys
 import time
 from pathlib import Path
 
+from rnngrading import course
 from rnngrading.course import REPO, own_bin_first
 
-# Jupyter, IPython, matplotlib and caches: each variable names a sub-folder of the scratch
-SCRATCH_VARS = {
-    "HOME": "home",
-    "JUPYTER_CONFIG_DIR": "jupyter-config",
-    "JUPYTER_DATA_DIR": "jupyter-data",
-    "JUPYTER_RUNTIME_DIR": "jupyter-runtime",
-    "IPYTHONDIR": "ipython",
-    "MPLCONFIGDIR": "matplotlib",
-    "XDG_CACHE_HOME": "cache",
-}
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 _START = time.perf_counter()
 
@@ -72,9 +63,7 @@ def load_average():
 
 def point_home_at(scratch):
     """Jupyter, IPython, matplotlib and caches write under scratch; children inherit it."""
-    for var, sub in SCRATCH_VARS.items():
-        os.makedirs(os.path.join(scratch, sub), exist_ok=True)
-        os.environ[var] = os.path.join(scratch, sub)
+    course.point_home_at(scratch)
     os.environ["PYTHONDONTWRITEBYTECODE"] = "1"
     sys.dont_write_bytecode = True
     os.environ["PATH"] = own_bin_first(os.environ.get("PATH", ""))

@@ -9,7 +9,8 @@ environment (pip resolves the pins). `make test-fast` runs everything else.
 """
 
 import pytest
-from coursekit import make_course
+
+from rnngrading.course import new_course
 
 collect_ignore = ["browser"]
 
@@ -20,7 +21,7 @@ def scratch_course(tmp_path_factory):
     ("jacobian",), release=True) -> the root, with those assignments released (or the
     committed release/ copied, when release=False)."""
     def make(name, assignments=("jacobian",), release=True):
-        return make_course(tmp_path_factory.mktemp(name) / "course", assignments, release)
+        return new_course(tmp_path_factory.mktemp(name) / "course", assignments, release)
 
     return make
 

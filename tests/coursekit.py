@@ -7,10 +7,9 @@ hostile student's addition, or none).
 """
 
 import hashlib
-import shutil
 from pathlib import Path
 
-from rnngrading.course import FIXTURES, LIMITS_FILE, REPO, nbgrader
+from rnngrading.course import FIXTURES, REPO
 from rnngrading.fixtures import build_submission
 
 # A hostile student's fork bomb: fork until the process limit says no, then report.
@@ -26,22 +25,6 @@ except OSError:
     pass
 print('FORKED', children)
 """
-
-
-def make_course(root, assignments=("jacobian",), release=True):
-    """root (created) as a course root with the assignments' source/; release: each one
-    released by nbgrader into release/ and the gradebook, else the committed release/ copied
-    and no gradebook."""
-    root.mkdir(parents=True)
-    for name in ("nbgrader_config.py", LIMITS_FILE):
-        shutil.copy2(REPO / name, root / name)
-    for assignment in assignments:
-        shutil.copytree(REPO / "source" / assignment, root / "source" / assignment)
-        if release:
-            nbgrader(root, "generate_assignment", assignment, "--force", log_level="ERROR")
-        else:
-            shutil.copytree(REPO / "release" / assignment, root / "release" / assignment)
-    return root
 
 
 def checksum(path):

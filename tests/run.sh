@@ -9,8 +9,8 @@ export PYTHONDONTWRITEBYTECODE=1
 echo "== ruff on lib/, tests/ and benchmarks/"
 "$bin/ruff" check --no-cache lib tests benchmarks
 
-echo "== unit and grading tests"
-"$bin/python" -m pytest tests -q
+echo "== unit and grading tests, two at a time (pytest-xdist; a file's tests stay together)"
+"$bin/python" -m pytest tests -q -n 2 --dist loadfile
 
 shopt -s nullglob
 notebooks=(course/*.ipynb)

@@ -13,11 +13,10 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from coursekit import make_course
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 
 from rnngrading import instructor
-from rnngrading.course import ASSIGNMENTS, FIXTURES, CourseError
+from rnngrading.course import ASSIGNMENTS, FIXTURES, CourseError, new_course
 from rnngrading.feedback import HIDDEN_NOTE, HideHiddenTests, check_feedback, hidden_test_snippets
 from rnngrading.fixtures import build_submission
 
@@ -36,7 +35,7 @@ def run_cli(*args):
 @pytest.fixture
 def course(tmp_path):
     """A course root with the committed source/ and release/, no gradebook yet."""
-    return make_course(tmp_path / "course", ASSIGNMENTS, release=False)
+    return new_course(tmp_path / "course", ASSIGNMENTS, release=False)
 
 
 def reference_notebook(root, assignment, case="reference"):

@@ -117,3 +117,42 @@ def nbgrader(root, *args, log_level=None):
     if proc.returncode != 0:
         raise CourseError(
             f"nbgrader {args[0]} failed with exit status {proc.returncode} (its log is above)")
+
+
+def new_course(root, assignments, release=True):
+    """A course root at `root` (created) for some assignments: the config, the limits it
+    reads, and each assignment's source/; release: each released by nbgrader into release/
+    and the gradebook, else the committed release/ copied and no gradebook."""
+    import shutil
+
+    root = Path(root)
+    root.mkdir(parents=True)
+    for name in ("nbgrader_config.py", LIMITS_FILE):
+        shutil.copy2(REPO / name, root / name)
+    for assignment in assignments:
+        shutil.copytree(REPO / "source" / assignment, root / "source" / assignment)
+        if release:
+            nbgrader(root, "generate_assignment", assignment, "--force", log_level="ERROR")
+        else:
+            shutil.copytree(REPO / "release" / assignment, root / "release" / assignment)
+    return root
+
+
+# Where Jupyter, IPython, matplotlib and caches write: each variable, a sub-folder.
+SCRATCH_HOME_VARS = {
+    "HOME": "home",
+    "JUPYTER_CONFIG_DIR": "jupyter-config",
+    "JUPYTER_DATA_DIR": "jupyter-data",
+    "JUPYTER_RUNTIME_DIR": "jupyter-runtime",
+    "IPYTHONDIR": "ipython",
+    "MPLCONFIGDIR": "matplotlib",
+    "XDG_CACHE_HOME": "cache",
+}
+
+
+def point_home_at(scratch):
+    """Make this process and its children write their settings and caches under `scratch`
+    (the test suite and the benchmarks leave the user's home alone)."""
+    for var, sub in SCRATCH_HOME_VARS.items():
+        os.makedirs(os.path.join(scratch, sub), exist_ok=True)
+        os.environ[var] = os.path.join(scratch, sub)

@@ -34,13 +34,13 @@ from pathlib import Path
 import nbformat
 
 from .course import (
-    LIMITS_FILE,
     REPO,
     CourseError,
     course_root,
     default_course,
     gradebook,
     known_assignments,
+    new_course,
     released_notebooks,
 )
 from .course import nbgrader as run_nbgrader
@@ -284,13 +284,9 @@ def demo(dest=None, names=(), fixtures=None):
         if not (dest / DEMO_MARKER).exists():
             raise CourseError(f"{dest} exists and is not an earlier demo: pick another --dir")
         shutil.rmtree(dest)
-    dest.mkdir(parents=True)
-    (dest / DEMO_MARKER).write_text("made by rnncourse-instructor demo; safe to delete\n")
-    for name in ("nbgrader_config.py", LIMITS_FILE):
-        shutil.copy2(REPO / name, dest / name)
     chosen = pick_assignments(REPO, names)
-    for assignment in chosen:
-        shutil.copytree(REPO / "source" / assignment, dest / "source" / assignment)
+    new_course(dest, chosen, release=False)  # released again below, from source/
+    (dest / DEMO_MARKER).write_text("made by rnncourse-instructor demo; safe to delete\n")
     root = course_root(dest)
     release(root, chosen)
     roster = load_roster(*([fixtures] if fixtures else []))
