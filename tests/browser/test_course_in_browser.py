@@ -95,7 +95,7 @@ def test_ngram_window_slider_changes_the_predictions_shown(notebooks, path):
     run = notebooks.ran(path)
     page = run.page
     assert "window k" in slider_labels(page), (
-        f"{path}: no slider labelled 'window k' (rnncourse.ngram_widget.explorer) after "
+        f"{path}: no slider labelled 'window k' (rnncourse.ngram_widget.window_explorer) after "
         f"running all cells; sliders found: {slider_labels(page)}")
     view = view_of_slider(page, "window k")
     shown = {view.text()}
@@ -134,12 +134,12 @@ def test_every_slider_redraws_its_widget(notebooks, path):
                                        "course/05-*.ipynb"))
 @pytest.mark.parametrize("label", ["radius", "T"])
 def test_gradient_flow_explorer_slider_redraws_the_figure(notebooks, path, label):
-    """rnncourse.explorer.explorer: the spectral radius and the sequence length T
+    """rnncourse.flow_explorer.widget: the spectral radius and the sequence length T
     each change the gradient norms per step, so the figure must be drawn anew."""
     run = notebooks.ran(path)
     labels = slider_labels(run.page)
     assert label in labels, (
-        f"{path}: no slider labelled {label!r} (rnncourse.explorer.explorer) after running "
+        f"{path}: no slider labelled {label!r} (rnncourse.flow_explorer.widget) after running "
         f"all cells; sliders found: {labels}")
     view = view_of_slider(run.page, label)
     before = view.figures()
