@@ -7,7 +7,9 @@ and a broken set-up stops a batch before any score is written.
 """
 
 import os
+import shutil
 import signal
+import tempfile
 import time
 from pathlib import Path
 
@@ -15,6 +17,7 @@ import pytest
 from coursekit import checksum, hand_in, notebook
 
 from rnngrading import cli, instructor, isolation, zygote
+from rnngrading.course import GradingSetupError
 from rnngrading.limits import load_limits
 from rnngrading.runner import grade_one
 
@@ -54,8 +57,8 @@ def zygote_pids():
 
 def test_the_wall_limit_kills_the_grading_and_the_zygote_grades_the_next(course, tmp_path,
                                                                          monkeypatch):
-    scratch = tmp_path / "scratch"  # this test's scratch courses, not another grader's
-    scratch.mkdir()
+    # this test's scratch courses, not another grader's; short, for the kernel's sockets
+    scratch = Path(tempfile.mkdtemp(prefix="zyg-"))
     monkeypatch.setenv("RNNCOURSE_GRADING_TMP", str(scratch))
     limits = load_limits(notebook_wall=20, cell_timeout=120)
     looping = submission(course, tmp_path / "loop", "while True:\n    pass\n")
@@ -71,6 +74,7 @@ def test_the_wall_limit_kills_the_grading_and_the_zygote_grades_the_next(course,
     assert processes_mentioning(str(scratch)) == []
     assert fine.total == 9 and fine.status.startswith(("ok", "test cell"))
     assert len(zygotes) == 1 and zygote_pids() == zygotes  # the same zygote, reused
+    shutil.rmtree(scratch)
 
 
 def test_a_zygote_that_died_is_replaced(course, tmp_path):
@@ -134,3 +138,11 @@ def test_a_broken_set_up_stops_the_batch_before_any_score_is_written(course, tmp
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and cause in err and "nothing recorded" in err
     assert checksum(course / "gradebook.db") == before
+
+
+def test_a_grading_folder_too_deep_for_the_kernels_sockets_is_one_clear_line(tmp_path):
+    deep = tmp_path / ("d" * 100)
+    deep.mkdir()
+    with pytest.raises(GradingSetupError, match="too deep for the kernel's Unix sockets"):
+        isolation.kernel_setup(deep, load_limits(), isolation.isolation()[0])
+    assert not (deep / "run").exists()  # refused before anything was made

@@ -32,6 +32,7 @@ SANDBOX_UID_BASE = 1_500_000_000  # as root: kernel user id = base + launcher pi
 KERNEL_ENV = ("PATH", "LANG", "LANGUAGE", "TZ", "PYTHONPATH", "PYTHONHASHSEED")
 KERNEL_ENV_PREFIXES = ("LC_", "OPENBLAS_", "OMP_", "MKL_", "ATEN_", "ONEDNN_", "NPY_")
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
+MAX_SOCKET_PATH = 107  # sun_path of a Unix socket holds 108 bytes, the last a NUL
 
 
 def die_with_parent():
@@ -180,6 +181,11 @@ def kernel_setup(scratch, limits, mode, read_only=()):
     needs to find the kernel spec and to put its connection files in scratch/run
     """
     run, home = scratch / "run", scratch / "kernel-home"
+    if len(str(run / "kernel-ipc-000")) > MAX_SOCKET_PATH:
+        raise GradingSetupError(
+            f"the grading folder {scratch} is too deep for the kernel's Unix sockets (their "
+            f"paths may have {MAX_SOCKET_PATH} characters): set RNNCOURSE_GRADING_TMP to a "
+            "shorter folder")
     for folder in (run, home, scratch / "jupyter-config"):
         folder.mkdir(mode=0o700)
     spec = {"mode": mode, "limits": dataclasses.asdict(limits), "home": str(home),

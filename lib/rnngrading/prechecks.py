@@ -197,7 +197,7 @@ def preflight(course, assignment, limits=None, unsafe=False, timeout=90):
 
 def _preflight_reason(log, fallback, mode):
     lines = [line.strip() for line in log.splitlines() if line.strip()]
-    said = (lines[-1] if lines else fallback)[:140]
+    said = (lines[-1] if lines else fallback)[:400]  # whole, with the folder it names
     for sign, fix in PREFLIGHT_FIXES:
         if sign in log:
             return f"a grading kernel cannot start ({said}): {fix}; nothing was graded"
