@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .course import GradingSetupError, grading_env
 from .isolation import KERNEL_NAME, grading_mode, kernel_setup
-from .limits import load_limits
+from .limits import limits_file, load_limits
 
 SUSPICIOUS = [
     (re.compile(r"\b(np|numpy)\.[\w.]+\s*=[^=]"), "assigns to a numpy attribute"),
@@ -146,7 +146,7 @@ def preflight(course, assignment, limits=None, unsafe=False, timeout=90):
     from jupyter_client.kernelspec import KernelSpecManager
 
     start = time.monotonic()
-    limits = limits or load_limits()
+    limits = limits or load_limits(limits_file(course))
     mode = grading_mode(unsafe)
     source = Path(course) / "source" / assignment / f"{assignment}.ipynb"
     if not source.is_file():
