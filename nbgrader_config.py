@@ -44,3 +44,7 @@ c.GenerateFeedback.preprocessors = [
     "rnngrading.feedback.HideHiddenTests",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]
+
+# Each assignment's judged checks (source/ASSIGNMENT/judge.py, rnngrading.judge) stay with
+# the instructor: never copied into release/ nor into the folder a submission runs in.
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "judge.py"]

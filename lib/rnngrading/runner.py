@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import intake, zygote
+from . import intake, judge, zygote
 from .course import LIMITS_FILE, gradebook, grading_env
 from .isolation import KERNEL_NAME, grading_mode, kernel_setup
 from .limits import limits_file, load_limits
@@ -70,7 +70,11 @@ c.LimitOutput.max_lines = {int(limits.max_output_lines)}
 c.LimitOutput.max_traceback = 100
 # Outputs capped in bytes too, per cell and per notebook, as they arrive.
 from rnngrading.outputs import AUTOGRADE_PREPROCESSORS  # noqa: E402
-c.Autograde.autograde_preprocessors = AUTOGRADE_PREPROCESSORS
+# Execute is the judge's: after the last cell it runs the judge's calls (rnngrading.probe)
+c.Autograde.autograde_preprocessors = ["rnngrading.probe.JudgedExecute",
+                                       *AUTOGRADE_PREPROCESSORS[1:]]
+c.JudgedExecute.judge_dir = {str(scratch / "judge")!r}
+c.JudgedExecute.kernel_dir = {str(scratch / "kernel-home")!r}
 c.LimitOutputBytes.max_cell_bytes = {int(limits.max_output_bytes_cell)}
 c.LimitOutputBytes.max_notebook_bytes = {int(limits.max_output_bytes_notebook)}
 # The kernel has no network of its own: it talks to nbgrader over Unix sockets in the
@@ -155,6 +159,8 @@ def grade_one(notebook, assignment, student, course, limits=None, keep=False,
         sub_dir.mkdir(parents=True)
         nbformat.write(nb, sub_dir / f"{assignment}.ipynb")
         env = {**grading_env(), **kernel_setup(scratch, limits, mode)}
+        the_plan = judge.plan(course, assignment, student, points)
+        the_plan.write(scratch / "judge")
         with gradebook(scratch) as gb:
             gb.update_or_create_student(student)
             try:
@@ -172,24 +178,30 @@ def grade_one(notebook, assignment, student, course, limits=None, keep=False,
 
         scores = dict(zero)
         measured = False
+        verdicts = {}
         graded_path = scratch / "autograded" / student / assignment / f"{assignment}.ipynb"
         if timed_out:
             notes.append(f"whole-notebook time limit ({limits.notebook_wall} s) hit: not graded")
         elif graded_path.is_file():
             try:
-                with gradebook(scratch) as gb:
-                    sub = gb.find_submission_notebook(assignment, assignment, student)
-                    for grade in sub.grades:
-                        if grade.name in points:
-                            got = float(grade.auto_score or 0.0)
-                            scores[grade.name] = min(max(got, 0.0), points[grade.name])
+                with gradebook(scratch) as gb:  # nbgrader's own scores are not used
+                    gb.find_submission_notebook(assignment, assignment, student)
+                # points come from the judge alone, in this process
+                verdicts = judge.verdicts(course, assignment, the_plan,
+                                          scratch / "judge" / "answers", points)
+                for gid, verdict in verdicts.items():
+                    scores[gid] = min(max(verdict.points, 0.0), points[gid])
                 graded_nb = nbformat.read(graded_path, as_version=4)
+                judge.annotate(graded_nb, verdicts)
+                nbformat.write(graded_nb, graded_path)
                 if save_dir:
                     shutil.copy2(graded_path, Path(save_dir) / f"{student}-{assignment}.ipynb")
                 if autograded_root:
                     target = Path(autograded_root) / student / assignment
                     shutil.copytree(graded_path.parent, target)
                 notes[:0] = _status_from_notebook(graded_nb, points)
+                notes += [f"{gid}: {'; '.join(filter(None, (v.message, *v.notes)))}"
+                          for gid, v in verdicts.items() if v.flagged]
                 measured = True
             except MissingEntry:
                 notes.append("nbgrader recorded no grades: not graded")
