@@ -44,10 +44,12 @@ SECRET_ENV = "RNNCOURSE_JUDGE_SECRET"
 class Expr:
     """An argument the judge builds from code (a function, a Generator, a model): `code` is
     evaluated with numpy as np, torch, the given arrays by name, and `uses` (names of the
-    notebook: in the kernel the student's, here the source notebook's)."""
+    notebook: in the kernel the student's, here the source notebook's). define: `code` is
+    statements (a def, say), run the same way, and the argument is the name `define` they
+    bind."""
 
-    def __init__(self, code, uses=(), **arrays):
-        self.code, self.uses = code, tuple(uses)
+    def __init__(self, code, uses=(), define=None, **arrays):
+        self.code, self.uses, self.define = code, tuple(uses), define
         self.arrays = {k: np.asarray(v) for k, v in arrays.items()}
 
     def __repr__(self):
@@ -106,10 +108,6 @@ class Part:
 
 
 # ------------------------------------------------------------------ comparisons
-
-
-def _leaf(value):
-    return value if not isinstance(value, (list, tuple)) else None
 
 
 def close(rtol=1e-5, atol=1e-8, scale=None, real=False):
@@ -190,6 +188,19 @@ def _describe(value):
 
 
 # ------------------------------------------------------------------ loading
+
+
+def cell_code(notebook, cell_id):
+    """The code of one cell of a notebook (by its id), solution markers dropped: for an
+    Expr that needs the source's own version of a function, from its one home."""
+    import nbformat
+
+    for cell in nbformat.read(notebook, as_version=4).cells:
+        if cell.get("id") == cell_id:
+            return "\n".join(line for line in cell.source.splitlines()
+                             if "### BEGIN SOLUTION" not in line
+                             and "### END SOLUTION" not in line)
+    raise GradingSetupError(f"{notebook} has no cell with id {cell_id!r}")
 
 
 def judge_path(course, assignment):
@@ -304,7 +315,7 @@ def plan(course, assignment, student, points):
 
     def encode(value):
         if isinstance(value, Expr):
-            return {"expr": value.code, "globals": list(value.uses),
+            return {"expr": value.code, "globals": list(value.uses), "define": value.define,
                     "names": {n: put(a)["a"] for n, a in value.arrays.items()}}
         if isinstance(value, np.ndarray):
             return put(value)
@@ -436,6 +447,9 @@ def _materialize(value, reference):
 
             scope["torch"] = torch
         scope.update({n: reference[n] for n in value.uses if n in reference})
+        if value.define:
+            exec(value.code, scope)  # noqa: S102 - the instructor's judge.py
+            return scope[value.define]
         return eval(value.code, scope)  # noqa: S307 - the instructor's judge.py
     if isinstance(value, np.ndarray):
         return value.copy()

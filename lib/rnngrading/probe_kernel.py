@@ -91,6 +91,9 @@ def _argument(spec, inputs, namespace):
             pass
         scope.update({name: namespace[name] for name in spec.get("globals", [])
                       if name in namespace})
+        if spec.get("define"):
+            exec(spec["expr"], scope)  # the judge's own code, not the student's
+            return scope[spec["define"]]
         return eval(spec["expr"], scope)  # the judge's own expression, not the student's
     return spec
 
