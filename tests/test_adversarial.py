@@ -93,10 +93,12 @@ def test_every_case_has_one_line_for_the_instructor(graded):
     assert all("\n" not in line for line in lines)
 
 
-def test_patched_allclose_is_flagged_not_prevented(graded):
-    """nbgrader runs the tests in the student's kernel: a patched np.allclose stays patched."""
+def test_patched_allclose_is_flagged_and_earns_nothing(graded):
+    """A patched np.allclose stays patched in the student's kernel, but the judge compares
+    in the grader's own process: a wrong answer earns nothing."""
     r = graded[0]["patched_allclose/jacobian"]
     assert "suspicious" in r.status
+    assert r.total == 0
 
 
 def test_honest_students_in_the_same_batch_are_untouched(graded, course):

@@ -3,7 +3,8 @@
 rnncourse-instructor COMMAND, one of:
     release   [ASSIGNMENT ...]          source/ -> release/, tests -> gradebook.db
     collect   ASSIGNMENT FOLDER_OR_ZIP  -> submitted/<student>/<assignment>/
-    autograde [ASSIGNMENT ...]          submitted/ -> autograded/, gradebook.db
+    autograde [ASSIGNMENT ...]          submitted/ -> autograded/, gradebook.db (sandboxed;
+                                        points from the judge, rnngrading.judge)
     feedback  [ASSIGNMENT ...]          autograded/ -> feedback/ (HTML)
     export    [--to grades.csv]         gradebook.db -> CSV
     grades                              print the grade table
@@ -33,9 +34,11 @@ from pathlib import Path
 
 import nbformat
 
+from .batch import grade_batch
 from .course import (
     REPO,
     CourseError,
+    GradingSetupError,
     course_root,
     default_course,
     gradebook,
@@ -46,7 +49,7 @@ from .course import (
 from .course import nbgrader as run_nbgrader
 from .feedback import check_feedback
 from .fixtures import load_roster, write_class_submissions
-from .gradebook import format_grades
+from .gradebook import format_grades, merge_results
 
 DEMO_MARKER = ".instructor-demo"
 STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$")
@@ -234,16 +237,35 @@ def collect(root, assignment, source, replace=False):
     return sorted(students)
 
 
-def autograde(root, names=(), force=False):
-    """nbgrader autograde: run each submission with the tests restored from the gradebook."""
+def autograde(root, names=(), force=False, workers=None):
+    """Grade submitted/ in the sandbox, judged outside the student's kernel (batch.grade_batch
+    and rnngrading.judge), into autograded/ and the gradebook. A submission graded since it
+    was collected is left alone unless force."""
     for assignment in pick_assignments(root, names):
         require_in_gradebook(root, assignment)
-        count = len(list((root / "submitted").glob(f"*/{assignment}")))
-        if not count:
-            print(f"no submissions of {assignment} in {root / 'submitted'}: nothing to grade")
+        jobs, skipped = [], 0
+        for folder in sorted((root / "submitted").glob(f"*/{assignment}")):
+            student = folder.parent.name
+            notebook = folder / f"{assignment}.ipynb"
+            done = root / "autograded" / student / assignment / f"{assignment}.ipynb"
+            if (not force and done.is_file() and notebook.is_file()
+                    and done.stat().st_mtime >= notebook.stat().st_mtime):
+                skipped += 1
+                continue
+            jobs.append((student, assignment, notebook))
+        if not jobs:
+            print(f"no new submissions of {assignment} in {root / 'submitted'}: nothing to grade"
+                  + (f" ({skipped} graded before; --force regrades them)" if skipped else ""))
             continue
-        print(f"autograding {assignment}: {count} submissions", flush=True)
-        nbgrader(root, "autograde", assignment, *(["--force"] if force else []))
+        print(f"autograding {assignment}: {len(jobs)} submissions, sandboxed, judged outside "
+              "the student's kernel", flush=True)
+        try:
+            results = grade_batch(jobs, root, workers=workers, fill_autograded=True)
+        except GradingSetupError as exc:
+            raise CourseError(f"grading stopped, nothing recorded: {exc}") from None
+        for r in results:
+            print("  " + r.line())
+        merge_results(results, root)
 
 
 def feedback(root, names=()):

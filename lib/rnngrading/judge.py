@@ -491,8 +491,22 @@ class Verdict:
         return any(sign in self.message for sign in FLAGS) or bool(self.notes)
 
 
-FLAGS = ("an object of type", "too large", "larger than", "unreadable", "malformed",
+VISIBLE_ONLY = "passes the visible test's cases, not the hidden ones"
+FLAGS = ("an object of type", "MemoryError", "too large", "larger than", "unreadable", "malformed",
          "did not finish", "dtype", "not numbers", "incomplete", "nested too deeply")
+
+
+def status_notes(verdicts):
+    """The instructor's notes on flagged parts: "part: why", one per reason; the same
+    reason for several parts is said once, naming them all."""
+    by_reason = {}
+    for gid, v in verdicts.items():
+        if v.flagged:
+            reason = "; ".join(filter(None, (v.message.split(": ", 1)[-1] if "hidden check"
+                                             in v.message else v.message, *v.notes)))
+            by_reason.setdefault(reason, []).append(gid)
+    return [f"{', '.join(gids) if len(gids) < len(verdicts) else 'every part'}: {reason}"
+            for reason, gids in by_reason.items()]
 
 
 def annotate(nb, verdicts):
@@ -530,6 +544,10 @@ def judge_part(part, cases, answers, reference, rng, points):
                  else case.label or "the visible test's case")
         why = _case_reason(part, case, answer, reference, rng)
         if why:
+            if case.hidden and any(not c.hidden for c in cases) and all(
+                    _case_reason(part, c, a, reference, rng) is None
+                    for c, a in zip(cases, answers, strict=True) if not c.hidden):
+                notes += (VISIBLE_ONLY,)
             return Verdict(part.grade_id, 0.0, points, f"{where}: {why}", notes)
     return Verdict(part.grade_id, points, points, "", notes)
 

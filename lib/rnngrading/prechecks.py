@@ -20,6 +20,9 @@ SUSPICIOUS = [
     (re.compile(r"def\s+__eq__"), "defines __eq__"),
     (re.compile(r"get_ipython\(\)\.(events|input_transformers|ast_transformers)"),
      "hooks the kernel"),
+    (re.compile(r"\btorch\.[\w.]+\s*=[^=]"), "assigns to a torch attribute"),
+    (re.compile(r"\bsys\.modules\b"), "touches sys.modules"),
+    (re.compile(r"__import__"), "touches __import__"),
 ]
 
 

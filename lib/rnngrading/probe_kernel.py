@@ -60,12 +60,13 @@ def plain(value, arrays, max_bytes, depth=0):
         kind = type(value)
     if isinstance(value, (np.ndarray, np.generic)):
         note = None if kind in (np.ndarray,) or isinstance(value, np.generic) else kind.__name__
-        array = np.array(value, copy=True, subok=False)
-        if array.dtype.kind not in "biufcU" or array.dtype.fields:
-            return {"error": f"an array of dtype {array.dtype}, not numbers"}
+        view = np.asarray(value)  # no copy yet: the size is checked first
+        if view.dtype.kind not in "biufcU" or view.dtype.fields:
+            return {"error": f"an array of dtype {view.dtype}, not numbers"}
         used = sum(a.nbytes for a in arrays.values())
-        if used + array.nbytes > max_bytes:
-            raise TooLarge(f"{array.nbytes + used} bytes returned (at most {max_bytes})")
+        if used + view.nbytes > max_bytes:
+            raise TooLarge(f"{view.nbytes + used} bytes returned (at most {max_bytes})")
+        array = np.array(view, copy=True, subok=False)
         key = f"a{len(arrays)}"
         arrays[key] = array
         return {"a": key, "subclass": note} if note else {"a": key}

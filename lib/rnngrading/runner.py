@@ -200,8 +200,7 @@ def grade_one(notebook, assignment, student, course, limits=None, keep=False,
                     target = Path(autograded_root) / student / assignment
                     shutil.copytree(graded_path.parent, target)
                 notes[:0] = _status_from_notebook(graded_nb, points)
-                notes += [f"{gid}: {'; '.join(filter(None, (v.message, *v.notes)))}"
-                          for gid, v in verdicts.items() if v.flagged]
+                notes += judge.status_notes(verdicts)
                 measured = True
             except MissingEntry:
                 notes.append("nbgrader recorded no grades: not graded")

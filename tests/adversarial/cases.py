@@ -52,7 +52,55 @@ EQ = """class Always:
 J_at_zero = Always()
 """
 
-# name: (assignment, base, {answer grade_id: code put first} or a special, honest, status, xfail)
+# Attacks on the tests themselves: each one used to be able to pass a wrong answer, or a
+# hard-coded one, while the tests ran in the student's kernel. The judge compares outside it.
+PATCH_LINALG = """import numpy as np
+np.linalg.eigvals = lambda W: np.zeros(np.shape(W)[0])
+def eigenvalues(W):
+    return np.zeros(np.shape(W)[0])
+"""
+PATCH_TORCH_ALLCLOSE = "import torch\ntorch.allclose = lambda *a, **k: True\n" + WRONG_STEP
+FAKE_NUMPY = """import sys, types
+import numpy as _real
+fake = types.ModuleType("numpy")
+fake.__dict__.update({k: getattr(_real, k) for k in dir(_real) if not k.startswith("__")})
+fake.allclose = lambda *a, **k: True
+fake.array_equal = lambda *a, **k: True
+sys.modules["numpy"] = fake
+""" + WRONG_STEP
+PATCH_IMPORT = """import builtins, types
+_real_import = builtins.__import__
+def _import(name, *args, **kwargs):
+    module = _real_import(name, *args, **kwargs)
+    if name == "numpy":
+        fake = types.SimpleNamespace(**{k: getattr(module, k) for k in dir(module)
+                                        if not k.startswith("__")})
+        fake.allclose = lambda *a, **k: True
+        return fake
+    return module
+builtins.__import__ = _import
+""" + WRONG_STEP
+AFTER = "# (after the answer)\n"
+HARD_CODED = AFTER + """def step_jacobian(x_t, h_prev, W_x, W_h, b_h):
+    if np.shape(W_h) == (2, 2):  # the visible test's two cases, answered by heart
+        return np.array([[0.17960065808, -0.35920131616], [0.070103716545, 0.210311149635]])
+    if np.shape(W_h) == (3, 3):
+        return (1 - np.tanh(0.4) ** 2) * np.eye(3)
+    return np.zeros((len(h_prev), len(h_prev)))
+"""
+SUBCLASS = AFTER + """class Sneaky(np.ndarray):
+    def __eq__(self, other):
+        return np.ones(np.shape(self), dtype=bool)
+def step_jacobian(x_t, h_prev, W_x, W_h, b_h):
+    return np.zeros((len(h_prev), len(h_prev))).view(Sneaky)
+"""
+OBJECT_ARRAY = AFTER + EQ + "J_at_zero = np.array([[Always(), Always()], [Always(), Always()]], dtype=object)\n"
+TWO_GB = AFTER + """def step_jacobian(x_t, h_prev, W_x, W_h, b_h):
+    return np.broadcast_to(np.float64(0), (2**14, 2**14))  # 2 GiB, at no memory cost
+"""
+
+# name: (assignment, base, {answer grade_id: code put first (or after, AFTER)} or a special,
+#        honest, status, xfail)
 CASES = {
     "overwritten_tests": ("jacobian", "blank", "overwrite_tests", 0, "modified", None),
     "deleted_tests": ("jacobian", "blank", "delete_tests", 0, "deleted", None),
@@ -78,8 +126,24 @@ CASES = {
                             full("jacobian"),
                             "output truncated", None),
     "patched_allclose": ("jacobian", "blank", {"step_jacobian": PATCH_ALLCLOSE + WRONG_STEP}, 0,
-                         "suspicious", "np.allclose patched in the kernel before the tests run "
-                         "cannot be undone by nbgrader: flagged for a human, not prevented"),
+                         "suspicious", None),
+    "patched_linalg": ("eigenvalues", "blank", {"eigenvalues": PATCH_LINALG}, 0,
+                       "suspicious", None),
+    "patched_torch_allclose": ("jacobian", "blank", {"step_jacobian": PATCH_TORCH_ALLCLOSE}, 0,
+                               "suspicious", None),
+    "fake_numpy_module": ("jacobian", "blank", {"step_jacobian": FAKE_NUMPY}, 0, "sys.modules",
+                          None),
+    "patched_import": ("jacobian", "blank", {"step_jacobian": PATCH_IMPORT}, 0, "__import__",
+                       None),
+    "hard_coded_visible_answer": ("jacobian", "reference", {"step_jacobian": HARD_CODED},
+                                  without("jacobian", "test_step_jacobian"),
+                                  "visible test's cases, not the hidden ones", None),
+    "ndarray_subclass": ("jacobian", "reference", {"step_jacobian": SUBCLASS},
+                         without("jacobian", "test_step_jacobian"), "ndarray subclass", None),
+    "object_array": ("jacobian", "reference", {"textbook": OBJECT_ARRAY},
+                     without("jacobian", "test_textbook"), "dtype object", None),
+    "two_gb_array": ("jacobian", "reference", {"step_jacobian": TWO_GB},
+                     without("jacobian", "test_step_jacobian"), "too large", None),
     "patched_np_testing": ("eigenvalues", "blank",
                            {"eigenvalues": "import numpy as np\n"
                             "np.testing.assert_allclose = lambda *a, **k: None\n"}, 0,
@@ -119,7 +183,10 @@ def make(name, build_submission, course, fixtures):
              and not c.metadata["nbgrader"].get("solution")]
     if isinstance(change, dict):
         for gid, code in change.items():
-            cells[gid].source = code + "\n" + cells[gid].source
+            if code.startswith(AFTER):  # replaces what the cell defines
+                cells[gid].source = cells[gid].source + "\n" + code
+            else:
+                cells[gid].source = code + "\n" + cells[gid].source
     elif change == "overwrite_tests":
         for cell in tests:
             cell.source = "pass"
