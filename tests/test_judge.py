@@ -162,7 +162,11 @@ def test_jacobian_reference_agrees_with_autograd(monkeypatch):
     for case in judge.plan(REPO, "jacobian", "ada", points_of("jacobian")).cases[
             "test_step_jacobian"]:
         x, h, W_x, W_h, b = (torch.tensor(a, dtype=torch.float64) for a in case.args)
-        want = torch.autograd.functional.jacobian(lambda v: torch.tanh(W_x @ x + W_h @ v + b), h)
+
+        def step(v, x=x, W_x=W_x, W_h=W_h, b=b):
+            return torch.tanh(W_x @ x + W_h @ v + b)
+
+        want = torch.autograd.functional.jacobian(step, h)
         assert np.allclose(judge.reference_answer(case, reference), want.numpy(), atol=1e-12)
 
 
