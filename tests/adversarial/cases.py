@@ -94,7 +94,8 @@ SUBCLASS = AFTER + """class Sneaky(np.ndarray):
 def step_jacobian(x_t, h_prev, W_x, W_h, b_h):
     return np.zeros((len(h_prev), len(h_prev))).view(Sneaky)
 """
-OBJECT_ARRAY = AFTER + EQ + "J_at_zero = np.array([[Always(), Always()], [Always(), Always()]], dtype=object)\n"
+OBJECT_ARRAY = AFTER + EQ + ("J_at_zero = np.array([[Always(), Always()], [Always(), Always()]], "
+                             "dtype=object)\n")
 TWO_GB = AFTER + """def step_jacobian(x_t, h_prev, W_x, W_h, b_h):
     return np.broadcast_to(np.float64(0), (2**14, 2**14))  # 2 GiB, at no memory cost
 """
