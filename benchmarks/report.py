@@ -11,7 +11,15 @@ import jinja2
 
 from .bptt import KEY as BPTT_KEY
 from .copy_task import EVAL_EVERY as COPY_EVAL_EVERY
-from .stats import TARGETS, fmt_num, fmt_stats, ratio_stats, summarize, verdict
+from .stats import (
+    BEFORE_JUDGE_PARALLEL_S,
+    TARGETS,
+    fmt_num,
+    fmt_stats,
+    ratio_stats,
+    summarize,
+    verdict,
+)
 
 TEMPLATE = "RESULTS.md.j2"
 SECTIONS = ("notebooks", "autograde", "imports", "autograde_profile", "parallel", "bptt",
@@ -38,6 +46,7 @@ def _environment():
     env.filters.update(stats=fmt_stats, num=fmt_num, verdict=verdict, g="{:g}".format,
                        median=_median, ms=_milliseconds)
     env.globals.update(ratio_stats=ratio_stats, summarize=summarize, targets=TARGETS,
+                       before_judge=BEFORE_JUDGE_PARALLEL_S,
                        bptt_key=list(BPTT_KEY), copy_eval_every=COPY_EVAL_EVERY)
     return env
 
