@@ -89,7 +89,7 @@ instructor-collect: setup
 	$(INSTRUCTOR) collect $(ASSIGNMENT) "$(FROM)" $(if $(REPLACE),--replace,)
 
 instructor-autograde: setup
-	$(INSTRUCTOR) autograde $(ASSIGNMENT)
+	$(INSTRUCTOR) autograde $(ASSIGNMENT) $(if $(UNSAFE),--unsafe-no-isolation,)
 
 instructor-feedback: setup
 	$(INSTRUCTOR) feedback $(ASSIGNMENT)
