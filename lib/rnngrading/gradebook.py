@@ -5,6 +5,18 @@ from .course import ASSIGNMENTS, gradebook
 
 def merge_results(results, course):
     """Write each Result into the course gradebook: only that student's submission changes."""
+    import warnings
+
+    from sqlalchemy.exc import SAWarning
+
+    # nbgrader's add_submission makes SQLAlchemy warn that an object "not in session" will
+    # not be added along a relationship, once per submission: nbgrader's own notice, not ours
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=SAWarning)
+        _merge(results, course)
+
+
+def _merge(results, course):
     from nbgrader.api import MissingEntry
 
     with gradebook(course) as gb:
