@@ -11,6 +11,7 @@ import csv
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -18,7 +19,7 @@ import sys
 import nbformat
 import pytest
 
-from rnngrading import course, feedback, gradebook, instructor
+from rnngrading import course, feedback, gradebook, runner
 from rnngrading.course import FIXTURES, REPO, own_bin_first
 
 pytestmark = pytest.mark.grading  # the demo autogrades a class of fixture submissions
@@ -229,31 +230,34 @@ def test_the_exported_csv_has_a_row_per_student_and_assignment(demo):
     assert float(ada["max_score"]) == sum(FULL["jacobian"].values()) + WRITTEN_POINTS["jacobian"]
 
 
-def test_feedback_pages_show_no_hidden_test(demo):
+def test_feedback_pages_show_the_judges_verdicts_and_no_hidden_case(demo):
     root, *_ = demo
     for assignment in FULL:
-        snippets = feedback.hidden_test_snippets(root, assignment)
-        assert len(snippets) > 5
         pages = sorted((root / "feedback").glob(f"*/{assignment}/*.html"))
         assert len(pages) == sum(1 for _, a, _ in SUBMISSIONS if a == assignment)
         for page in pages:
             text = feedback.html_text(page.read_text(encoding="utf-8"))
             assert "HIDDEN TESTS" not in text, page
-            assert not [s for s in snippets if s in text], page
-    # The check can see code at all: the visible tests and their hints are on the page.
+            verdicts = re.findall(r"Judged outside your kernel: [\d.]+ / [\d.]+", text)
+            assert len(verdicts) == len(FULL[assignment]), page
+            # a hidden case is named by its number; what follows is a reason, not its data
+            for why in re.findall(r"hidden check \d+ of \d+: ([^¶]{0,120})", text):
+                assert "[" not in why and "array(" not in why, (page, why)
+    # The page shows code at all: the visible tests, their hints, and the judge's reason.
     page = root / "feedback" / "dev-mistakes" / "jacobian" / "jacobian.html"
     text = feedback.html_text(page.read_text(encoding="utf-8"))
     assert "Part 1 tests" in text
     assert "AssertionError: This is the transposed Jacobian" in text
+    assert ("Judged outside your kernel: 0 / 3. the visible test's case (H = 2, D = 1): "
+            "This is the transposed Jacobian") in text
 
 
-def test_hidden_tests_did_run_when_grading(demo):
-    """The autograded notebooks, unlike the feedback, hold the hidden tests that ran."""
+def test_no_judge_file_or_secret_reaches_a_student_folder(demo):
     root, *_ = demo
-    nb = nbformat.read(
-        root / "autograded" / "ada-reference" / "jacobian" / "jacobian.ipynb", as_version=4
-    )
-    assert any("### BEGIN HIDDEN TESTS" in c.source for c in nb.cells)
+    assert (root / ".judge_secret").is_file()
+    for folder in ("release", "autograded", "feedback", "submitted"):
+        assert not list((root / folder).rglob("judge.py")), folder
+        assert not list((root / folder).rglob(".judge_secret")), folder
 
 
 def test_a_python_warning_does_not_cost_points(cell_scores):
@@ -271,8 +275,9 @@ def test_a_python_warning_does_not_cost_points(cell_scores):
     assert cell_scores["eve-alternative", "jacobian"]["test_step_jacobian"] == 3
 
 
-def test_without_the_warning_filter_that_answer_would_lose_points(demo, tmp_path):
-    """The same submission, autograded in a copy of the course with IgnorePattern off."""
+def test_without_the_warning_filter_the_judge_still_gives_full_marks(demo, tmp_path):
+    """The same submission graded in a copy of the course with IgnorePattern off: in plain
+    nbgrader the warning on stderr scored that test cell 0; the judge ignores cell output."""
     root, *_ = demo
     copy = tmp_path / "no-filter"
     shutil.copytree(root, copy)
@@ -280,14 +285,9 @@ def test_without_the_warning_filter_that_answer_would_lose_points(demo, tmp_path
     on, off = "c.IgnorePattern.enabled = True", "c.IgnorePattern.enabled = False"
     assert on in config.read_text()
     config.write_text(config.read_text().replace(on, off))
-    instructor.nbgrader(
-        copy, "autograde", "jacobian", "--student", "eve-alternative", "--force",
-        "--log-level=ERROR",
-    )
-    with course.gradebook(copy) as gb:
-        nb = gb.find_submission_notebook("jacobian", "jacobian", "eve-alternative")
-        lost = {g.name: g.score for g in nb.grades if g.name in FULL["jacobian"]}
-    assert lost["test_step_jacobian"] == 0, "stderr in a test cell scores 0 in plain nbgrader"
+    notebook = copy / "submitted" / "eve-alternative" / "jacobian" / "jacobian.ipynb"
+    result = runner.grade_one(notebook, "jacobian", "eve-alternative", copy)
+    assert result.graded and result.scores["test_step_jacobian"] == 3, result.line()
 
 
 @pytest.mark.parametrize("student", ["ada-reference", "eve-alternative"])
