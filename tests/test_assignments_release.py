@@ -77,10 +77,12 @@ def test_points_split_between_autograded_tests_and_written_answers(assignment):
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
-def test_hidden_tests_exist_and_every_answer_cell_has_a_solution_region(assignment):
+def test_hidden_checks_live_in_the_judge_and_every_answer_cell_has_a_solution_region(
+        assignment):
     cells = cells_of(assignment)
     tests = [c for c in cells if nbgrader_meta(c).get("grade") and c.cell_type == "code"]
-    assert any("### BEGIN HIDDEN TESTS" in c.source for c in tests)
+    assert tests and not any("### BEGIN HIDDEN TESTS" in c.source for c in tests)
+    assert (REPO / "source" / assignment / "judge.py").is_file()
     for cell in cells:
         if cell.cell_type == "code" and nbgrader_meta(cell).get("solution"):
             assert "### BEGIN SOLUTION" in cell.source and "### END SOLUTION" in cell.source

@@ -197,6 +197,15 @@ def test_a_fixture_naming_an_unknown_cell_is_an_error(course, tmp_path):
 def test_the_feedback_check_catches_a_leaked_hidden_test(course):
     page = course / "feedback" / "alice" / "jacobian" / "jacobian.html"
     page.parent.mkdir(parents=True)
+    # The course's own hidden checks live in judge.py now; an instructor's notebook may
+    # still hold hidden test regions, and the check must catch one on a page.
+    source = course / "source" / "jacobian" / "jacobian.ipynb"
+    nb = nbformat.read(source, as_version=4)
+    test_cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")
+                     and c.cell_type == "code")
+    test_cell.source += ("\n### BEGIN HIDDEN TESTS\n_secret = step_jacobian(1, 2)\n"
+                         "assert _secret is not None, 'hidden'\n### END HIDDEN TESTS")
+    nbformat.write(nb, source)
     snippet = sorted(hidden_test_snippets(course, "jacobian"))[0]
     first, _, rest = snippet.partition(" ")
     page.write_text(f"<html><pre><span>{first}</span> {rest.replace('<', '&lt;')}</pre></html>")
