@@ -97,9 +97,13 @@ def test_by_distance_averages_the_diagonals_over_counted_steps():
     np.testing.assert_array_equal(count, [5, 3, 1])
 
 
-def test_by_distance_refuses_a_mask_of_the_wrong_shape():
+def test_by_distance_refuses_arrays_of_the_wrong_shape():
     with pytest.raises(ValueError, match="mask has shape"):
         cn.by_distance(np.zeros((2, 3, 3)), np.ones((2, 4)))
+    with pytest.raises(ValueError, match="C has shape"):
+        cn.by_distance(np.zeros((2, 3, 4)), np.ones((2, 3)))
+    with pytest.raises(ValueError, match="C has shape"):
+        cn.by_distance(np.zeros((3, 3)), np.ones((3, 3)))
 
 
 def test_name_connectivity_reads_the_prefix_and_predicts_the_next_character():

@@ -104,6 +104,7 @@ def by_distance(C, mask):
     returns (mean (T,), count (T,)): mean[k] averages C[n, t, t - k] over all
             counted (n, t) with t >= k; count[k] is how many there are (mean nan if 0)
     """
+    check_shape("C", C, (None, None, None), ("N", "T", "T"))
     N, T, _ = np.shape(C)
     check_shape("C", C, (N, T, T), ("N", "T", "T"))
     check_shape("mask", mask, (N, T), ("N", "T"))
