@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.grading, pytest.mark.sandbox,
                                  "mount namespaces) to sandbox student code")]
 # memory: the course default (4096 MB). At 3072 MB, torch cannot map its library in a user
 # namespace as an ordinary user (the pre-flight says so: "failed to map segment").
-LIMITS = load_limits(cell_timeout=30, notebook_wall=150, cpu_seconds=60)
+LIMITS = load_limits(cell_timeout=30, notebook_wall=150, cpu_seconds=60, judge_timeout=15)
 HONEST = {"jacobian": [("ada-honest", "reference"), ("ben-honest", "blank"),
                        ("dev-honest", "transposed")],
           "eigenvalues": [("ada-honest", "reference"), ("ben-honest", "blank")]}

@@ -13,6 +13,7 @@ class Limits:
 
     cell_timeout: int
     notebook_wall: int
+    judge_timeout: int
     memory_mb: int
     cpu_seconds: int
     max_output_lines: int

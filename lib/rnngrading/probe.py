@@ -18,7 +18,7 @@ import stat
 from pathlib import Path
 
 from nbformat import NotebookNode
-from traitlets import Unicode
+from traitlets import Integer, Unicode
 
 from . import probe_kernel
 from .outputs import CappedExecute
@@ -53,6 +53,7 @@ class JudgedExecute(CappedExecute):
                         "to its answers/ sub-folder").tag(config=True)
     kernel_dir = Unicode("", help="a folder the kernel reads and writes (its home)"
                          ).tag(config=True)
+    part_timeout = Integer(60, help="seconds for the calls of one part").tag(config=True)
 
     def preprocess(self, nb, resources=None, km=None):
         self._judge_spec = None
@@ -76,6 +77,13 @@ class JudgedExecute(CappedExecute):
             shutil.copyfileobj(src, f)
         source = probe_source()
         answers = Path(self.judge_dir) / "answers"
+        self.timeout, cell_timeout = self.part_timeout, self.timeout
+        try:
+            self._probe_parts(token, kernel_dir, inputs, source, answers)
+        finally:
+            self.timeout = cell_timeout
+
+    def _probe_parts(self, token, kernel_dir, inputs, source, answers):
         for k, part in enumerate(self._judge_spec["parts"]):
             out = kernel_dir / f"judge-out-{token}-{k}"
             program = (f"{source}\nrun_part(json.loads({json.dumps(part)!r}), {str(inputs)!r}, "

@@ -75,6 +75,7 @@ c.Autograde.autograde_preprocessors = ["rnngrading.probe.JudgedExecute",
                                        *AUTOGRADE_PREPROCESSORS[1:]]
 c.JudgedExecute.judge_dir = {str(scratch / "judge")!r}
 c.JudgedExecute.kernel_dir = {str(scratch / "kernel-home")!r}
+c.JudgedExecute.part_timeout = {int(limits.judge_timeout)}
 c.LimitOutputBytes.max_cell_bytes = {int(limits.max_output_bytes_cell)}
 c.LimitOutputBytes.max_notebook_bytes = {int(limits.max_output_bytes_notebook)}
 # The kernel has no network of its own: it talks to nbgrader over Unix sockets in the

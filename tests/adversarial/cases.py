@@ -96,6 +96,10 @@ def step_jacobian(x_t, h_prev, W_x, W_h, b_h):
 """
 OBJECT_ARRAY = AFTER + EQ + ("J_at_zero = np.array([[Always(), Always()], [Always(), Always()]], "
                              "dtype=object)\n")
+ENDLESS = AFTER + """def jacobian_product(h, W_h, k):
+    while True:  # never returns: the visible test cell times out, then the judge's call
+        pass
+"""
 TWO_GB = AFTER + """def step_jacobian(x_t, h_prev, W_x, W_h, b_h):
     return np.broadcast_to(np.float64(0), (2**14, 2**14))  # 2 GiB, at no memory cost
 """
@@ -143,6 +147,8 @@ CASES = {
                          without("jacobian", "test_step_jacobian"), "ndarray subclass", None),
     "object_array": ("jacobian", "reference", {"textbook": OBJECT_ARRAY},
                      without("jacobian", "test_textbook"), "dtype object", None),
+    "endless_function": ("jacobian", "reference", {"jacobian_product": ENDLESS},
+                         without("jacobian", "test_jacobian_product"), "did not finish", None),
     "two_gb_array": ("jacobian", "reference", {"step_jacobian": TWO_GB},
                      without("jacobian", "test_step_jacobian"), "too large", None),
     "patched_np_testing": ("eigenvalues", "blank",
