@@ -203,3 +203,20 @@ def test_verdicts_name_hidden_cases_by_number_and_known_mistakes_by_message():
     v = judge.judge_part(part, drawn, [{"error": "NameError: f"}, right[1]], reference, None, 3)
     assert v.message == "the visible case: NameError: f" and not v.flagged
     assert "did not finish" in judge.judge_part(part, drawn, None, reference, None, 3).message
+
+
+def test_tests_passed_in_the_kernel_but_failed_by_the_judge_are_flagged_once():
+    verdicts = {
+        "test_a": judge.Verdict("test_a", 0.0, 3.0, "the visible test's case: wrong values"),
+        "test_b": judge.Verdict("test_b", 0.0, 2.0, "the visible test's case: shape (1, 1)"),
+        "test_c": judge.Verdict("test_c", 0.0, 1.0, "hidden check 1 of 2: wrong values"),
+        "test_d": judge.Verdict("test_d", 1.0, 1.0, ""),
+    }
+    # nbgrader's in-kernel scores: a, b and c passed their test cells; only a and b failed
+    # on a visible case, which the kernel's own tests should have caught
+    judge.note_subverted_tests(verdicts, {"test_a": 3.0, "test_b": 2.0, "test_c": 1.0,
+                                          "test_d": 1.0})
+    assert [gid for gid, v in verdicts.items() if judge.SUBVERTED in v.notes] == [
+        "test_a", "test_b"]
+    notes = judge.status_notes(verdicts)
+    assert notes == [f"test_a, test_b: {judge.SUBVERTED}"]

@@ -496,17 +496,35 @@ FLAGS = ("an object of type", "MemoryError", "too large", "larger than", "unread
          "did not finish", "dtype", "not numbers", "incomplete", "nested too deeply")
 
 
+SUBVERTED = ("passed in the kernel, failed the judge's run of the same visible case (tests "
+             "tampered with?)")
+
+
+def note_subverted_tests(verdicts, in_kernel):
+    """Flag a part whose test cell scored full points in the student's kernel (nbgrader's
+    own verdict, kept as a signal only) while the judge failed it on a visible case: the
+    same inputs, so the kernel's tests were patched, hooked or stripped."""
+    for gid, v in verdicts.items():
+        failed_visible = v.message and not v.message.startswith(("hidden check", "the judge's"))
+        if failed_visible and in_kernel.get(gid, 0.0) >= v.max_points > 0:
+            v.notes = (*v.notes, SUBVERTED)
+
+
 def status_notes(verdicts):
-    """The instructor's notes on flagged parts: "part: why", one per reason; the same
-    reason for several parts is said once, naming them all."""
+    """The instructor's notes on flagged parts, "parts: reason", one per reason (a reason
+    shared by several parts is said once, naming them; by every part, "every part");
+    the tampering note first."""
     by_reason = {}
     for gid, v in verdicts.items():
-        if v.flagged:
-            reason = "; ".join(filter(None, (v.message.split(": ", 1)[-1] if "hidden check"
-                                             in v.message else v.message, *v.notes)))
+        reasons = list(v.notes)
+        if any(sign in v.message for sign in FLAGS):
+            reasons.insert(0, v.message.split(": ", 1)[-1] if v.message.startswith(
+                "hidden check") else v.message)
+        for reason in reasons:
             by_reason.setdefault(reason, []).append(gid)
+    ordered = sorted(by_reason.items(), key=lambda item: item[0] != SUBVERTED)
     return [f"{', '.join(gids) if len(gids) < len(verdicts) else 'every part'}: {reason}"
-            for reason, gids in by_reason.items()]
+            for reason, gids in ordered]
 
 
 def annotate(nb, verdicts):

@@ -185,11 +185,14 @@ def grade_one(notebook, assignment, student, course, limits=None, keep=False,
             notes.append(f"whole-notebook time limit ({limits.notebook_wall} s) hit: not graded")
         elif graded_path.is_file():
             try:
-                with gradebook(scratch) as gb:  # nbgrader's own scores are not used
-                    gb.find_submission_notebook(assignment, assignment, student)
+                with gradebook(scratch) as gb:  # nbgrader's in-kernel scores: a signal only
+                    sub = gb.find_submission_notebook(assignment, assignment, student)
+                    in_kernel = {g.name: float(g.auto_score or 0.0) for g in sub.grades
+                                 if g.name in points}
                 # points come from the judge alone, in this process
                 verdicts = judge.verdicts(course, assignment, the_plan,
                                           scratch / "judge" / "answers", points)
+                judge.note_subverted_tests(verdicts, in_kernel)
                 for gid, verdict in verdicts.items():
                     scores[gid] = min(max(verdict.points, 0.0), points[gid])
                 graded_nb = nbformat.read(graded_path, as_version=4)

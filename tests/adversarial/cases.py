@@ -100,6 +100,25 @@ ENDLESS = AFTER + """def jacobian_product(h, W_h, k):
     while True:  # never returns: the visible test cell times out, then the judge's call
         pass
 """
+# Every assert of every later cell removed by an AST transformer: in the kernel, every test
+# cell then passes (nbgrader gave full marks); the second hides the hook from the scan.
+STRIP = """import ast
+class _Strip(ast.NodeTransformer):
+    def visit_Assert(self, node):
+        return None
+get_ipython().ast_transformers.append(_Strip())
+"""
+WRONG_EVERYWHERE = {  # after each answer cell's own code, so that it is what stays defined
+    "numerical_jacobian": AFTER + "def numerical_jacobian(f, x, eps=1e-6):\n"
+                                  "    return np.zeros((1, 1))\n",
+    "jacobian_product": AFTER + "def jacobian_product(h, W_h, k):\n"
+                                "    return np.eye(np.shape(h)[1])\n",
+    "textbook": "J_at_zero = np.zeros((2, 2))\n",  # before the cell's own (blank) code
+}
+STRIP_ASSERTS = {"step_jacobian": AFTER + STRIP + "def step_jacobian(x_t, h_prev, W_x, W_h, b_h):"
+                 "\n    return np.zeros((len(h_prev), len(h_prev)))\n", **WRONG_EVERYWHERE}
+STRIP_ASSERTS_HIDDEN = {**STRIP_ASSERTS, "step_jacobian": STRIP_ASSERTS["step_jacobian"].replace(
+    "get_ipython().ast_transformers", 'getattr(get_ipython(), "ast_" + "transformers")')}
 TWO_GB = AFTER + """def step_jacobian(x_t, h_prev, W_x, W_h, b_h):
     return np.broadcast_to(np.float64(0), (2**14, 2**14))  # 2 GiB, at no memory cost
 """
@@ -147,6 +166,9 @@ CASES = {
                          without("jacobian", "test_step_jacobian"), "ndarray subclass", None),
     "object_array": ("jacobian", "reference", {"textbook": OBJECT_ARRAY},
                      without("jacobian", "test_textbook"), "dtype object", None),
+    "asserts_stripped": ("jacobian", "blank", STRIP_ASSERTS, 0, "hooks the kernel", None),
+    "asserts_stripped_unflagged": ("jacobian", "blank", STRIP_ASSERTS_HIDDEN, 0, "tampered with",
+                                   None),
     "endless_function": ("jacobian", "reference", {"jacobian_product": ENDLESS},
                          without("jacobian", "test_jacobian_product"), "did not finish", None),
     "two_gb_array": ("jacobian", "reference", {"step_jacobian": TWO_GB},
