@@ -1,10 +1,12 @@
-"""The PyTorch twin of the NumPy RNN: nn.RNN plus a linear read-out."""
+"""The PyTorch twin of the NumPy RNN (nn.RNN plus a linear read-out), and the GRU over
+tokens that lecture 04 sets beside seqmodels' RNN and LSTM."""
 
 import numpy as np
 import torch
 from torch import nn
 
 from .checks import check_shape
+from .seqmodels import TokenModel
 
 
 class TorchRNN(nn.Module):
@@ -63,3 +65,52 @@ class TorchRNN(nn.Module):
                 "W_y": self.out.weight.numpy().copy(),
                 "b_y": self.out.bias.numpy().copy(),
             }
+
+
+class TokenGRU(TokenModel):
+    """A GRU over integer tokens with a linear read-out: TokenModel's interface and forward.
+
+    V: vocabulary size (inputs are one-hot, so D = V); H: hidden size; n_out: classes
+    every_step: True for an output at every step (N, T, n_out), False for one output
+                from the last step (N, n_out)
+    forward(tokens (N, T) int64) returns (out, hs (N, T, H))
+
+    nn.GRU stacks its gates in the rows of weight_ih / weight_hh in the order r, z, n
+    (reset gate, update gate, candidate), and mixes with z as the share it keeps:
+        r_t = sigmoid(W_ir x_t + b_ir + W_hr h_{t-1} + b_hr)
+        z_t = sigmoid(W_iz x_t + b_iz + W_hz h_{t-1} + b_hz)
+        n_t = tanh(W_in x_t + b_in + r_t * (W_hn h_{t-1} + b_hn))
+        h_t = (1 - z_t) * n_t + z_t * h_{t-1}
+    so PyTorch's z_t is 1 - z_t of Cho et al. (2014), whose z_t is the share it writes.
+    """
+
+    def __init__(self, V, H, n_out, every_step):
+        # TokenModel.__init__ builds only its own kinds ("rnn", "lstm"); the attributes
+        # its forward reads are set here, in the same order (cell first, then read-out)
+        nn.Module.__init__(self)
+        self.kind, self.V, self.every_step = "gru", V, every_step
+        self.cell = nn.GRU(V, H, batch_first=True)
+        self.out = nn.Linear(H, n_out)
+
+
+def set_keep_bias(gru, value):
+    """Set the total bias of nn.GRU's z gate (the share of h_{t-1} kept) to `value`, in place.
+
+    The GRU's counterpart of lstm.set_forget_bias: the z slice [H:2H] of bias_ih gets
+    `value` and that of bias_hh gets 0, so an input-free unit starts keeping
+    sigmoid(value) of its state per step (0.95 for value 3).
+    gru: an nn.GRU (every layer) or nn.GRUCell; returns it
+    """
+    if isinstance(gru, nn.GRUCell):
+        pairs = [(gru.bias_ih, gru.bias_hh)]
+    elif isinstance(gru, nn.GRU):
+        pairs = [(getattr(gru, f"bias_ih_l{k}"), getattr(gru, f"bias_hh_l{k}"))
+                 for k in range(gru.num_layers)]
+    else:
+        raise ValueError(f"gru must be an nn.GRU or nn.GRUCell, got {type(gru).__name__}")
+    H = gru.hidden_size
+    with torch.no_grad():
+        for bias_ih, bias_hh in pairs:
+            bias_ih[H:2 * H] = value
+            bias_hh[H:2 * H] = 0.0
+    return gru
