@@ -14,10 +14,15 @@ Modules:
     diagrams         the unrolled-RNN diagram
     charlm           the character-level name model in NumPy and its PyTorch twin (lecture 03)
     flow_explorer    lecture 05's gradient-flow explorer: the numbers, the plot, the widget
-    torch_models     the PyTorch twin of the NumPy RNN
+    torch_models     the PyTorch twin of the NumPy RNN; token LSTM and GRU models (lecture 04)
     seqmodels        PyTorch RNN/LSTM over tokens, and the one Adam-and-clip training loop
     agreement        lecture 04's agreement experiment: the budget, the sweep, the cue signal
     lstm             LSTM gates, the cell-path Jacobian, the forget-gate bias (lecture 06)
+    gru              the GRU step in the course's notation and its step Jacobian by path;
+                     PyTorch's GRUCell read into that notation (lecture 06)
+    connectivity     |d log p_t / d x_(t-k)| of RNN, LSTM and GRU character models, by
+                     distance (lecture 03)
+    connectivity_widget  lecture 03's per-letter connectivity view and its widget
     tbptt            truncated BPTT: carried state, chunk losses, the echo accuracy
     state_gradients  the total dL/dh_t of a PyTorch model: a readable reference, a fast path
     recording        records gradient flow during training, and the alert
