@@ -135,3 +135,13 @@ grade: setup
 
 bench: setup
 	$(PY) -m benchmarks
+
+# ---------------------------------------------------------------------------
+# The course as a static website (issue 20): site/build.py stages the committed notebooks and
+# runs Sphinx with myst-nb (nothing is executed; MathJax is served from the site itself) into
+# site/_build/html, which is not committed. Any Sphinx warning fails it. The repository and
+# JupyterHub URLs of the launch buttons are settings at the top of site/conf.py.
+.PHONY: site
+
+site: setup
+	$(PY) site/build.py --strict
