@@ -572,6 +572,8 @@ def judge_part(part, cases, answers, reference, rng, points):
 
 def _case_reason(part, case, answer, reference, rng):
     if "error" in answer:
+        if answer["error"].startswith("NotImplementedError"):
+            return "not written yet (NotImplementedError)"
         return answer["error"]
     got = answer["value"]
     if part.check is not None:
