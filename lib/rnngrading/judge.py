@@ -19,10 +19,12 @@ The flow for one submission (runner.grade_one):
    known mistake's message where one matches; a hidden case is named by number only).
 """
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
 import importlib.util
+import io
 import json
 import os
 import secrets
@@ -257,7 +259,8 @@ def _reference(path, mtime, extra):
         if cell.cell_type == "code" and (answer or cell.get("id") in ("setup", *extra)):
             code = "\n".join(line for line in cell.source.splitlines()
                              if not line.lstrip().startswith(("%", "!")))
-            exec(compile(code, f"{path}:{cell.get('id')}", "exec"), namespace)  # noqa: S102
+            with contextlib.redirect_stdout(io.StringIO()):  # what it prints is for students
+                exec(compile(code, f"{path}:{cell.get('id')}", "exec"), namespace)  # noqa: S102
     return namespace
 
 
@@ -560,14 +563,22 @@ def judge_part(part, cases, answers, reference, rng, points):
         hidden_seen += case.hidden
         where = (f"hidden check {hidden_seen} of {hidden_total}" if case.hidden
                  else case.label or "the visible test's case")
-        why = _case_reason(part, case, answer, reference, rng)
+        why = _safe_reason(part, case, answer, reference, rng)
         if why:
             if case.hidden and any(not c.hidden for c in cases) and all(
-                    _case_reason(part, c, a, reference, rng) is None
+                    _safe_reason(part, c, a, reference, rng) is None
                     for c, a in zip(cases, answers, strict=True) if not c.hidden):
                 notes += (VISIBLE_ONLY,)
             return Verdict(part.grade_id, 0.0, points, f"{where}: {why}", notes)
     return Verdict(part.grade_id, points, points, "", notes)
+
+
+def _safe_reason(part, case, answer, reference, rng):
+    """_case_reason, where an answer that makes a comparison raise is a wrong answer."""
+    try:
+        return _case_reason(part, case, answer, reference, rng)
+    except Exception as exc:  # noqa: BLE001 - whatever came back, one line
+        return f"an answer that could not be judged ({type(exc).__name__})"
 
 
 def _case_reason(part, case, answer, reference, rng):
