@@ -51,6 +51,11 @@ mathjax_path = "mathjax/tex-chtml.js"
 # Set, so that myst-parser writes its settings for MathJax 3 (Sphinx 9 assumes 4).
 mathjax3_config = {"options": {}}
 
+# Alt text for a figure: myst-nb reads it from the metadata of the code cell that drew it,
+#   "metadata": {"mystnb": {"image": {"alt": "Gradient norm against the step, log scale"}}}
+# (one alt per cell; every image output of that cell gets it). Without one, Sphinx writes
+# the image's file name as its alt. {"mystnb": {"figure": {"caption": ...}}} adds a caption.
+
 html_theme = "sphinx_book_theme"
 html_title = "RNNs and the vanishing gradient"
 html_static_path = ["_static", str(MATHJAX_FILES)]
