@@ -139,6 +139,17 @@ def test_widgets_become_notes_and_progress_bars_their_last_line(html):
     assert bars and all(re.search(r"100%.*\d+/\d+ \[", bar) for bar in bars), bars[:3]
 
 
+def test_every_lecture_figure_carries_its_alt_text_from_the_notebook(html):
+    # myst-nb reads the code cell's metadata mystnb.image.alt (tests/test_alt_text.py checks
+    # the notebooks); without it Sphinx would write the image's path as its alt.
+    for notebook in (nb for nb in NOTEBOOKS if nb.startswith("course/")):
+        cells = json.loads((ROOT / notebook).read_text())["cells"]
+        expected = [cell["metadata"]["mystnb"]["image"]["alt"] for cell in cells
+                    for out in cell.get("outputs", []) if "image/png" in out.get("data", {})]
+        images = soup(html / page_of(notebook)).select("article img")
+        assert expected and [img.get("alt") for img in images] == expected, notebook
+
+
 def test_a_widget_without_saved_state_still_builds_cleanly(tmp_path):
     """A notebook saved without its widget state: the build neither warns nor breaks,
     a progress bar is still recognised and any other widget gets the note."""

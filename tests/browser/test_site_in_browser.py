@@ -5,12 +5,14 @@ a temp folder and served on a free local port. Chromium may load nothing from an
 host: every such request is refused and counted. Each page must open, show its math
 rendered by the site's own MathJax (no TeX source left, MathJax's elements present),
 load every image with a non-zero natural size, and, for a notebook, offer the download
-link and the Binder, Colab and JupyterHub launch buttons with well-formed URLs.
+link and the Binder, Colab and JupyterHub launch buttons with well-formed URLs. Every
+figure of a lecture must carry its alt text from the notebook, not a file name.
 
 Screenshots of the landing page and of lecture 05 go to artifacts/site/ (ignored by git).
 Without a Chromium these tests are skipped, like the rest of tests/browser.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -28,6 +30,7 @@ ARTIFACTS = REPO / "artifacts" / "site"
 NOTEBOOKS = LECTURES + ASSIGNMENTS
 PAGES = ["index.html"] + [nb.removesuffix(".ipynb") + ".html" for nb in NOTEBOOKS]
 MATHJAX_S = 60  # a long lecture on a loaded 2-core machine
+ALT_MIN = 40  # characters of alt text: a sentence, as tests/test_alt_text.py asks
 
 pytestmark = [
     pytest.mark.site,
@@ -126,6 +129,33 @@ def test_page_opens_offline_with_math_rendered_and_every_image_loaded(offline, s
             page.screenshot(path=ARTIFACTS / "05-vanishing-gradient.png")
             page.locator("article img").first.scroll_into_view_if_needed()
             page.screenshot(path=ARTIFACTS / "05-vanishing-gradient-figure.png")
+    finally:
+        page.close()
+
+
+@pytest.mark.parametrize("notebook", LECTURES)
+def test_every_figure_on_a_lecture_page_has_real_alt_text(offline, site_url, notebook):
+    """What a screen reader says for each figure: the alt text from the notebook (cell
+    metadata mystnb.image.alt, tests/test_alt_text.py), never a file name or nothing."""
+    page, _ = open_page(offline, site_url, notebook.removesuffix(".ipynb") + ".html")
+    try:
+        figures = page.evaluate("""() => [...document.querySelectorAll('article img')]
+            .map(i => [i.getAttribute('src') || '', i.getAttribute('alt'),
+                       i.getAttribute('role'), i.getAttribute('aria-hidden')])""")
+        assert figures, "a lecture page without a figure"
+        expected = [cell["metadata"]["mystnb"]["image"]["alt"]
+                    for cell in json.loads((REPO / notebook).read_text())["cells"]
+                    for out in cell.get("outputs", []) if "image/png" in out.get("data", {})]
+        bad = []
+        for src, alt, role, hidden in figures:
+            name = src.rsplit("/", 1)[-1]
+            if (alt is None or len(alt.strip()) < ALT_MIN or (name and name in alt)
+                    or "_images/" in alt or alt.lower().endswith((".png", ".jpg", ".svg"))
+                    or role == "presentation" or hidden == "true"):
+                bad.append(f"{name}: alt={alt!r}")
+        assert bad == [], "figures a screen reader cannot describe:\n" + "\n".join(bad)
+        # The page says what the notebook says, figure by figure, in order.
+        assert [alt for _, alt, _, _ in figures] == expected
     finally:
         page.close()
 
