@@ -50,9 +50,9 @@ test: setup
 	bash tests/run.sh
 
 # The inner loop: every test but the slow families (pyproject.toml's markers: grading,
-# sandbox, notebooks, environment; the browser tests and nbval are not in it either).
+# sandbox, notebooks, environment, site; the browser tests and nbval are not in it either).
 test-fast: setup
-	$(PY) -m pytest tests -q -m "not (grading or sandbox or notebooks or environment)"
+	$(PY) -m pytest tests -q -m "not (grading or sandbox or notebooks or environment or site)"
 
 lint: setup
 	$(VENV)/bin/ruff check lib tests benchmarks

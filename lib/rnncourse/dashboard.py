@@ -13,6 +13,10 @@ import numpy as np
 from .recording import check_threshold, early_fraction, find_alert, relative_norms
 
 PALETTE = ("tab:red", "tab:orange", "tab:blue", "tab:green", "tab:purple")
+# Each model also gets a line style and a marker of its own, so that no two are told apart
+# by colour alone (red against orange is the classic red-green confusion).
+LINESTYLES = ("-", "--", "-.", ":", (0, (5, 1, 1, 1)))
+MARKERS = (".", "s", "^", "D", "v")
 
 
 def plot_heatmap(record, ax, threshold=None, early=1, step=None, vmin=None, vmax=None):
@@ -72,7 +76,8 @@ def plot_profile(records, ax, step=None, threshold=None):
         s = record.index(step)
         rel = relative_norms(record)[s]
         lags = np.arange(record.T)[::-1]
-        ax.semilogy(lags, rel, color=PALETTE[j % len(PALETTE)], marker=".", ms=3,
+        ax.semilogy(lags, rel, color=PALETTE[j % len(PALETTE)], ls=LINESTYLES[j % 5],
+                    marker=MARKERS[j % 5], ms=3, markevery=max(1, record.T // 12),
                     label=f"{record.name}, step {record.steps[s]}")
     if threshold is not None:
         ax.axhline(threshold, color="black", ls="--", lw=1, label=f"threshold {threshold:g}")
@@ -86,7 +91,9 @@ def plot_reach(records, ax, threshold=None, early=1, step=None):
     """The fraction reaching the earliest steps over training, log scale, with alerts."""
     for j, record in enumerate(records):
         colour = PALETTE[j % len(PALETTE)]
-        ax.semilogy(record.steps, early_fraction(record, early), color=colour, label=record.name)
+        ax.semilogy(record.steps, early_fraction(record, early), color=colour,
+                    ls=LINESTYLES[j % 5], marker=MARKERS[j % 5], ms=3,
+                    markevery=max(1, len(record.steps) // 12), label=record.name)
         if threshold is not None:
             alert = find_alert(record, threshold, early)
             if alert is not None:
