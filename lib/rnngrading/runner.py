@@ -19,6 +19,7 @@ kernel in its sandbox, and a Result that says whether a score was measured.
 import dataclasses
 import os
 import shutil
+import stat
 import sys
 import tempfile
 import time
@@ -197,7 +198,12 @@ def grade_one(notebook, assignment, student, course, limits=None, keep=False,
                     scores[gid] = min(max(verdict.points, 0.0), points[gid])
                 graded_nb = nbformat.read(graded_path, as_version=4)
                 judge.annotate(graded_nb, verdicts)
+                # nbgrader leaves the autograded notebook read-only (444): an ordinary user
+                # may not write it until the mode allows (root may), so lift it, then restore
+                mode = graded_path.stat().st_mode
+                graded_path.chmod(mode | stat.S_IWUSR)
                 nbformat.write(graded_nb, graded_path)
+                graded_path.chmod(mode)
                 if save_dir:
                     shutil.copy2(graded_path, Path(save_dir) / f"{student}-{assignment}.ipynb")
                 if autograded_root:
