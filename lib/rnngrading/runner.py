@@ -200,10 +200,10 @@ def grade_one(notebook, assignment, student, course, limits=None, keep=False,
                 judge.annotate(graded_nb, verdicts)
                 # nbgrader leaves the autograded notebook read-only (444): an ordinary user
                 # may not write it until the mode allows (root may), so lift it, then restore
-                mode = graded_path.stat().st_mode
-                graded_path.chmod(mode | stat.S_IWUSR)
+                file_mode = graded_path.stat().st_mode
+                graded_path.chmod(file_mode | stat.S_IWUSR)
                 nbformat.write(graded_nb, graded_path)
-                graded_path.chmod(mode)
+                graded_path.chmod(file_mode)
                 if save_dir:
                     shutil.copy2(graded_path, Path(save_dir) / f"{student}-{assignment}.ipynb")
                 if autograded_root:
