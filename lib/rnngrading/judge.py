@@ -578,7 +578,7 @@ def _safe_reason(part, case, answer, reference, rng):
     try:
         return _case_reason(part, case, answer, reference, rng)
     except Exception as exc:  # noqa: BLE001 - whatever came back, one line
-        return f"an answer that could not be judged ({type(exc).__name__})"
+        return f"an answer that could not be read ({type(exc).__name__})"
 
 
 def _case_reason(part, case, answer, reference, rng):
@@ -594,10 +594,10 @@ def _case_reason(part, case, answer, reference, rng):
     if why:
         for mistake in part.mistakes:
             try:
-                wrong = mistake.wrong(case, want, reference)
+                matches = part.compare(got, mistake.wrong(case, want, reference)) is None
             except Exception:  # noqa: BLE001, S112 - a mistake that does not apply here
                 continue
-            if part.compare(got, wrong) is None:
+            if matches:
                 return mistake.message
         return why
     if case.inputs_unchanged:
