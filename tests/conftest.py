@@ -2,6 +2,8 @@
 
 The browser tests (tests/browser/) start JupyterLab and Chromium and take minutes.
 They run as their own step, `pytest tests/browser`, never inside `pytest tests`.
+The class-on-a-hub test (tests/hub/) creates system users and starts a JupyterHub: it too
+runs as its own step, `pytest tests/hub`.
 
 Markers (registered in pyproject.toml) name the slow families: grading (nbgrader runs
 submissions), sandbox (bubblewrap kernels), notebooks (whole notebooks executed),
@@ -12,7 +14,7 @@ import pytest
 
 from rnngrading.course import new_course
 
-collect_ignore = ["browser"]
+collect_ignore = ["browser", "hub"]
 
 
 @pytest.fixture(scope="session")
