@@ -1,0 +1,212 @@
+"""Issue 21's class, end to end on a real JupyterHub, in headless Chromium.
+
+The instructor releases jacobian from formgrader; two students fetch it in JupyterLab's
+Assignments tab, open it and submit it with the tab's Submit button (one the reference
+answers, one a partly done notebook: tests/fixtures/submissions/jacobian/{reference,partial});
+the instructor collects in formgrader, autogrades in the sandbox from a JupyterLab terminal
+(`rnncourse-instructor autograde jacobian`, as the instructor's own user), then generates and
+releases feedback in formgrader; each student fetches the feedback and reads their score on
+the feedback page. Then the second student tries to read the first one's work, through
+JupyterLab's Open from Path and through a kernel, and is refused.
+
+How the answers get in: the test writes the student's notebook into the folder Fetch made
+(as that student, through su's equivalent: a process with the student's uid) before the
+student opens it, so what the browser shows and submits is the student's file. Typing three
+functions into CodeMirror cell by cell would test CodeMirror, not the class.
+
+Screenshots of every step: artifacts/hub/NN-WHO-STEP.png. The times (hub start, whole flow)
+are printed and written to artifacts/hub/times.txt.
+"""
+
+import os
+import pwd
+import re
+import subprocess
+import time
+
+import nbformat
+import pytest
+from coursekit import full, without
+from hubdriver import FEEDBACK_SCORE, Person
+
+from rnngrading.course import FIXTURES, REPO
+from rnngrading.fixtures import build_submission
+
+pytestmark = pytest.mark.hub
+
+ASSIGNMENT = "jacobian"
+SOURCE = REPO / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+# Independent of the grader: the points each case should get, from the source's test cells
+# (tests/test_assignments_grading.py's EXPECTED says the same of these two fixtures).
+CASES = {"reference": full(ASSIGNMENT),
+         "partial": without(ASSIGNMENT, "test_jacobian_product", "test_textbook")}
+AUTOGRADE_S = 300
+
+SNOOP = '''import glob, os
+inbound, other = {inbound!r}, {other!r}
+tries = [("list the inbound", lambda: os.listdir(inbound)),
+         ("glob the inbound", lambda: glob.glob(inbound + "/*") or "nothing found"),
+         ("list their home", lambda: os.listdir(other)),
+         ("open their notebook", lambda: open(other + "/{a}/{a}.ipynb").read()[:40])]
+for what, attempt in tries:
+    try:
+        print(what, "-> READ:", attempt())
+    except OSError as exc:
+        print(what, "-> REFUSED:", exc)
+'''
+
+
+def total_points(notebook):
+    return sum(c.metadata.get("nbgrader", {}).get("points", 0) for c in notebook.cells
+               if c.metadata.get("nbgrader", {}).get("grade"))
+
+
+def write_as(name, path, notebook):
+    """Write a notebook into a user's home as that user (the file is theirs, 0644)."""
+    user = pwd.getpwnam(name)
+    subprocess.run(["/bin/sh", "-c", 'cat > "$1"', "sh", str(path)],
+                   input=nbformat.writes(notebook).encode(), check=True,
+                   user=user.pw_uid, group=user.pw_gid, extra_groups=[])
+
+
+@pytest.fixture(scope="module")
+def flow(klass, browser, shots):
+    """The whole class, once: returns what each student saw, and the times."""
+    started = time.monotonic()
+    seen = {"start_s": klass.start_s, "hub_s": klass.info["timings"]["hub_s"],
+            "env_s": klass.info["timings"]["env_s"]}
+    teacher = Person(browser, klass.base, klass.instructor,
+                     klass.passwords[klass.instructor], shots)
+    ada, bo = (Person(browser, klass.base, s, klass.passwords[s], shots) for s in klass.students)
+    cases = dict(zip(klass.students, CASES, strict=True))
+    try:
+        teacher.log_in()
+        teacher.shot("lab")
+        teacher.formgrader(ASSIGNMENT, "release", f"Successfully released '{ASSIGNMENT}'")
+
+        for student in (ada, bo):
+            student.log_in()
+            student.fetch(ASSIGNMENT)
+            folder = klass.home(student.name) / ASSIGNMENT
+            fetched = folder / f"{ASSIGNMENT}.ipynb"
+            answer = build_submission(SOURCE, fetched, FIXTURES / ASSIGNMENT / cases[student.name])
+            write_as(student.name, fetched, answer)
+            student.open_notebook(f"{ASSIGNMENT}/{ASSIGNMENT}.ipynb")
+            student.shot(f"opened-{cases[student.name]}")
+            student.submit(ASSIGNMENT)
+
+        teacher.formgrader(ASSIGNMENT, "collect",
+                           f"Successfully collected submissions of '{ASSIGNMENT}'")
+        home = klass.home(klass.instructor)
+        done = home / "autograde.status"
+        page = teacher.terminal(
+            f"cd ~/course && rnncourse-instructor autograde {ASSIGNMENT} 2>&1 | tee "
+            f"~/autograde.log; echo ${{PIPESTATUS[0]}} > ~/autograde.status",
+            done, AUTOGRADE_S)
+        teacher.shot("terminal-autograde", page)
+        seen["autograde_log"] = (home / "autograde.log").read_text()
+        assert done.read_text().strip() == "0", seen["autograde_log"]
+        teacher.formgrader(ASSIGNMENT, "generate-feedback",
+                           f"Successfully generated feedback of '{ASSIGNMENT}'")
+        teacher.formgrader(ASSIGNMENT, "release-feedback",
+                           f"Successfully released feedback of '{ASSIGNMENT}'")
+
+        for student in (ada, bo):
+            student.fetch_feedback(ASSIGNMENT)
+            pages = sorted((klass.home(student.name) / ASSIGNMENT / "feedback")
+                           .glob(f"*/{ASSIGNMENT}.html"))
+            assert len(pages) == 1, pages
+            relative = pages[0].relative_to(klass.home(student.name)).as_posix()
+            page = student.context.new_page()
+            page.goto(f"{student.user_url}/files/{relative}")
+            header = page.locator("h4", has_text="Score:").first.inner_text()
+            student.shot("feedback-page", page)
+            lines = [line for line in page.locator("body").inner_text().splitlines()
+                     if "Judged outside your kernel" in line]
+            seen[student.name] = {"case": cases[student.name], "header": header,
+                                  "judged": lines}
+            page.close()
+        seen["flow_s"] = time.monotonic() - started
+        yield seen
+    finally:
+        for person in (teacher, ada, bo):
+            person.close()
+
+
+def test_each_student_reads_their_own_score_on_their_feedback(klass, flow):
+    total = total_points(nbformat.read(SOURCE, as_version=4))
+    for student in klass.students:
+        saw = flow[student]
+        print(f"{student} ({saw['case']}): {saw['header']}")
+        for line in saw["judged"]:
+            print("   ", line)
+        name, score, out_of = FEEDBACK_SCORE.search(saw["header"]).groups()
+        assert name == ASSIGNMENT
+        assert (float(score), float(out_of)) == (CASES[saw["case"]], total), saw
+    print(flow["autograde_log"])
+    assert flow["autograde_log"].count("NOT ISOLATED") == 0
+    times = (f"class environment built in {flow['env_s']:.0f} s (0: reused); make class ready "
+             f"in {flow['start_s']:.0f} s; the hub answered {flow['hub_s']:.1f} s after its "
+             f"start; the whole flow in the browser {flow['flow_s']:.0f} s")
+    print(times)
+    (REPO / "artifacts" / "hub" / "times.txt").write_text(times + "\n")
+
+
+def test_a_student_cannot_read_another_students_work(klass, flow, browser, shots):
+    ada, bo = klass.students
+    course_id = re.search(r"course_id = '([^']+)'", (
+        klass.layout.jupyter / "common" / "nbgrader_config.py").read_text()).group(1)
+    inbound = klass.layout.exchange / course_id / "inbound"
+    assert any(p.name.startswith(f"{ada}+{ASSIGNMENT}+") for p in inbound.iterdir())
+    snoop = Person(browser, klass.base, bo, klass.passwords[bo], shots)
+    try:
+        snoop.log_in()
+        # the file browser: Open from Path, to the exchange's inbound and to ada's notebook
+        refusals = {}
+        here = klass.home(bo)
+        for label, target in (("inbound", inbound),
+                              ("their notebook", klass.home(ada) / ASSIGNMENT /
+                               f"{ASSIGNMENT}.ipynb")):
+            snoop.menu("File", "Open from Path")
+            dialog = snoop.page.locator(".jp-Dialog").first
+            dialog.locator("input").first.fill(os.path.relpath(target, here))
+            snoop.page.keyboard.press("Enter")
+            error = snoop.page.locator(".jp-Dialog", has_text="annot").first
+            error.wait_for(state="visible")
+            refusals[label] = " ".join(error.inner_text().split())
+            snoop.shot(f"open-path-{label.replace(' ', '-')}")
+            error.locator("button").last.click()
+        # a kernel: the same from Python
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(SNOOP.format(
+            inbound=str(inbound), other=str(klass.home(ada)), a=ASSIGNMENT))])
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                     "language": "python"}
+        write_as(bo, here / "snoop.ipynb", nb)
+        snoop.open_notebook("snoop.ipynb")
+        snoop.run_all()
+        snoop.page.locator(".jp-OutputArea-output", has_text="open their notebook").first \
+            .wait_for(state="visible")
+        kernel = "\n".join(snoop.outputs()).splitlines()
+        snoop.shot("kernel-refused")
+    finally:
+        snoop.close()
+    for label, text in refusals.items():
+        print(f"file browser, {label}: {text}")
+    for line in kernel:
+        print("kernel:", line)
+    assert all("annot" in text for text in refusals.values()), refusals
+    attempts = [line for line in kernel if " -> " in line]
+    assert len(attempts) == 4, kernel
+    assert all("REFUSED" in line or "nothing found" in line for line in attempts), kernel
+
+
+def test_an_ordinary_user_is_told_make_class_needs_root(klass, tmp_path):
+    folder = tmp_path / "class"
+    out = subprocess.run([str(klass.layout.python), "-m", "rnngrading.classbox", "--dir",
+                          str(folder), "start"], capture_output=True, text=True,
+                         user=65534, group=65534, extra_groups=[], cwd="/",
+                         env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"})
+    print(out.stderr)
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.count("\n") == 1 and "needs root" in out.stderr
+    assert "administrator" in out.stderr and not folder.exists()
