@@ -59,8 +59,14 @@ def _child(req):
         os._exit(code)
 
 
-def _serve(req):
-    """Fork a child for one request and wait for it, at most req['timeout'] seconds."""
+def _serve(req, parent):
+    """Fork a child for one request and wait for it, at most req['timeout'] seconds.
+
+    If the process that asked (`parent`) dies meanwhile (a Dask worker killed mid-batch),
+    kill the child's session and exit: nobody is waiting for the answer. Polling the parent
+    id costs nothing here, and unlike PR_SET_PDEATHSIG it does not depend on which thread
+    of the worker started the zygote.
+    """
     pid = os.fork()
     if pid == 0:
         _child(req)
@@ -69,15 +75,19 @@ def _serve(req):
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:
             return {"rc": os.waitstatus_to_exitcode(status), "timed_out": False}
-        if time.monotonic() > deadline:
+        orphaned = os.getppid() != parent
+        if orphaned or time.monotonic() > deadline:
             os.killpg(pid, signal.SIGKILL)  # the child's session: it and its namespace's PID 1
             os.waitpid(pid, 0)
+            if orphaned:
+                os._exit(1)
             return {"rc": None, "timed_out": True}
         time.sleep(0.02)
 
 
 def main():
     """`python -m rnngrading.zygote`: import nbgrader, then serve a JSON request per line."""
+    parent = os.getppid()
     import nbclient  # noqa: F401
     import nbgrader.apps.autogradeapp  # noqa: F401
     import nbgrader.apps.nbgraderapp  # noqa: F401
@@ -89,7 +99,7 @@ def main():
 
     print("ready", flush=True)
     for line in sys.stdin:  # EOF: the process that started us is gone
-        print(json.dumps(_serve(json.loads(line))), flush=True)
+        print(json.dumps(_serve(json.loads(line), parent)), flush=True)
     return 0
 
 
@@ -142,8 +152,6 @@ def close_all():
     with _idle_lock:
         while _idle:
             _idle.pop().close()
-
-
 
 
 def idle_count():
