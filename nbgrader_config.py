@@ -48,3 +48,46 @@ c.GenerateFeedback.preprocessors = [
 # Each assignment's judged checks (source/ASSIGNMENT/judge.py, rnngrading.judge) stay with
 # the instructor: never copied into release/ nor into the folder a submission runs in.
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "judge.py"]
+
+# The exchange: where release_assignment puts assignments for students to fetch, where
+# submit puts their work for collect, and where release_feedback puts feedback pages. By
+# default a folder inside the course (one machine, `make lab`); $RNNCOURSE_EXCHANGE names
+# another (a shared /srv/nbgrader/exchange on a JupyterHub). The folder must exist before
+# formgrader starts, or it disables Release and Collect; it is made here when missing with
+# the mode nbgrader's own release_assignment gives it (rwx for everyone: students write into
+# it; nbgrader keeps each submission apart inside it). A course folder that cannot be written
+# (a grading sandbox) simply goes without: nothing there uses the exchange.
+c.Exchange.root = os.environ.get("RNNCOURSE_EXCHANGE") or os.path.join(
+    c.CourseDirectory.root, "exchange")
+if not os.path.isdir(c.Exchange.root):
+    try:
+        os.makedirs(c.Exchange.root)
+        os.chmod(c.Exchange.root, 0o777)
+    except OSError:
+        pass
+
+# Feedback pages read offline: rnngrading's "rnnfeedback" template is nbgrader's feedback
+# page with MathJax 3 (SVG output, so no font files) inlined from the sphinx-mathjax-offline
+# package instead of loaded from a CDN. nbgrader's release_feedback copies only the .html
+# files to students, so the page carries everything it needs.
+c.HTMLExporter.template_name = "rnnfeedback"
+c.HTMLExporter.extra_template_basedirs = [
+    os.path.join(os.path.dirname(__import__("nbgrader").__file__),
+                 "server_extensions", "formgrader", "templates"),
+    os.path.join(os.path.dirname(__import__("rnngrading").__file__), "templates"),
+]
+c.HTMLExporter.filters = {"inline_mathjax": "rnngrading.feedback.inline_mathjax"}
+
+# Late submissions: a due date is set per assignment (`nbgrader db assignment add jacobian
+# --duedate="2026-12-01 17:00:00 UTC"`, or formgrader's Manage Assignments); a submission's
+# time is its timestamp.txt in submitted/<student>/<assignment>/. nbgrader's
+# LateSubmissionPlugin takes a penalty method: "none" (the default: late is flagged, never
+# penalised) or "zero" (a late submission scores 0). A custom rule is a subclass of
+# nbgrader.plugins.LateSubmissionPlugin whose late_submission_penalty(student_id, score,
+# total_seconds_late) returns the points to take off, named here as
+# c.AssignLatePenalties.plugin_class = "mymodule.MyPenalty".
+c.LateSubmissionPlugin.penalty_method = "none"
+
+# `nbgrader export` (and formgrader's) writes grades.csv with rnngrading.lms.GradesCsv: a
+# submission never handed in is an empty score, not 0.0 (nbgrader's own writes 0.0).
+c.ExportApp.plugin_class = "rnngrading.lms.GradesCsv"

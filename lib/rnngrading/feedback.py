@@ -6,10 +6,17 @@ leak the hidden tests there: the source of the test cell, and the traceback of a
 test, which quotes the code around the failing line. `HideHiddenTests` removes both;
 nbgrader_config.py puts it in the feedback step, and `check_feedback` reads every page
 made to be sure.
+
+Feedback pages also read offline: nbgrader_config.py renders them with the "rnnfeedback"
+template (templates/rnnfeedback beside this module), whose MathJax is the script that
+`inline_mathjax` puts inside the page, taken from the sphinx-mathjax-offline package.
 """
 
+import functools
 import html
+import re
 from html.parser import HTMLParser
+from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 
 import nbformat
@@ -20,6 +27,7 @@ from .course import CourseError
 
 HIDDEN_BEGIN, HIDDEN_END = "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"
 HIDDEN_NOTE = "(this test cell also holds hidden tests: its traceback is not shown)"
+MATHJAX_PACKAGE = "sphinx-mathjax-offline"  # MathJax 3.2.2's built files, from PyPI
 
 def hidden_test_lines(source, begin=HIDDEN_BEGIN, end=HIDDEN_END):
     """The lines of a cell's source that lie inside hidden test regions, markers excluded.
@@ -56,6 +64,28 @@ class HideHiddenTests(ClearHiddenTests):
                 message = f"{output.get('ename', 'Error')}: {output.get('evalue', '')}"
                 output["traceback"] = [message, HIDDEN_NOTE]
         return cell, resources
+
+
+@functools.cache
+def inline_mathjax(name):
+    """The text of one of MathJax's built files, ready to sit inside a <script> element.
+
+    name: a file of MathJax's es5 build, e.g. "tex-svg-full.js" (every TeX extension
+    bundled, so nothing is fetched on demand; SVG output, so no font files)
+    A Jinja filter (nbgrader_config.py registers it for the feedback template).
+    Raises CourseError, naming the package to install, when the file is not there.
+    """
+    try:
+        static = distribution(MATHJAX_PACKAGE).locate_file(f"{MATHJAX_PACKAGE}/static")
+    except PackageNotFoundError:
+        raise CourseError(
+            f"feedback pages need MathJax from the {MATHJAX_PACKAGE} package, not installed: "
+            f"run .venv/bin/pip install {MATHJAX_PACKAGE}==0.0.2 (or make setup)") from None
+    path = Path(str(static)) / "mathjax" / name
+    if not path.is_file():
+        raise CourseError(f"no {name} in {path.parent}: reinstall {MATHJAX_PACKAGE}==0.0.2")
+    # "</script" would end the element early; MathJax's build has none, and this keeps it so.
+    return re.sub(r"</(script)", r"<\\/\1", path.read_text(encoding="utf-8"), flags=re.I)
 
 
 class _Text(HTMLParser):

@@ -6,7 +6,9 @@ rnncourse-instructor COMMAND, one of:
     autograde [ASSIGNMENT ...]          submitted/ -> autograded/, gradebook.db (sandboxed;
                                         points from the judge, rnngrading.judge)
     feedback  [ASSIGNMENT ...]          autograded/ -> feedback/ (HTML)
-    export    [--to grades.csv]         gradebook.db -> CSV
+    export    [--to grades.csv] [--format grades|canvas]
+                                        gradebook.db -> CSV (nbgrader's columns, or Canvas's
+                                        gradebook import; a missing submission is empty)
     grades                              print the grade table
     demo      [--dir DIR]               a simulated class, end to end
 
@@ -20,6 +22,14 @@ folder), or a .zip of such a folder. Everything is checked before anything is co
 a missing folder, a malformed notebook, a notebook with an unexpected name or a student
 already collected stops the command with a one-line error and changes nothing
 (--replace moves earlier copies aside into downloaded/<assignment>/replaced-<time>/).
+Each collected submission gets nbgrader's timestamp.txt, so that the assignment's due date
+applies: from the zip entries' times (the newest of the student's notebooks), or from an LMS
+times CSV given with --times (rnngrading.lms.read_times says its columns). A folder without
+--times has no times: collect says so, and no late rule can apply.
+
+Students not on the roster (gradebook.db's students) are not graded once the course has a
+roster: autograde names each, keeps the submission in submitted/, and says how to add them.
+A course with no roster yet takes every student it grades onto it, and says so.
 
 Errors print one line, "rnncourse-instructor: error: ...", and exit with status 2.
 """
@@ -49,7 +59,8 @@ from .course import (
 from .course import nbgrader as run_nbgrader
 from .feedback import check_feedback
 from .fixtures import load_roster, write_class_submissions
-from .gradebook import format_grades, merge_results
+from .gradebook import format_grades, merge_results, quiet_sqlalchemy
+from .lms import read_times, timestamp_text, write_canvas_csv, zip_entry_time
 
 DEMO_MARKER = ".instructor-demo"
 STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$")
@@ -116,7 +127,7 @@ def _scan_folder(folder):
 
 
 def _scan_zip(archive):
-    """Relative paths of the files in a zip, and a reader for one of them."""
+    """Relative paths of the files in a zip, their contents and their times (lms.zip_entry_time)."""
     try:
         zf = zipfile.ZipFile(archive)
     except zipfile.BadZipFile:
@@ -124,14 +135,16 @@ def _scan_zip(archive):
     with zf:
         members = [m for m in zf.infolist() if not m.is_dir()]
         contents = {tuple(Path(m.filename).parts): zf.read(m) for m in members}
-    return list(contents), contents
+        times = {tuple(Path(m.filename).parts): zip_entry_time(m) for m in members}
+    return list(contents), contents, times
 
 
 def plan_collect(root, assignment, source):
     """Check a batch of submissions and say what collect would copy, without copying.
 
-    returns (kind, prefix, students): kind "folder" or "zip"; prefix, a folder inside the
-    zip that holds the student folders (or ()); students, {student_id: [relative paths]}
+    returns (kind, prefix, students, times): kind "folder" or "zip"; prefix, a folder inside
+    the zip that holds the student folders (or ()); students, {student_id: [relative paths]};
+    times, {student_id: aware time of the newest of their notebooks} for a zip, else {}
     """
     source = Path(source)
     expected = released_notebooks(root, assignment)
@@ -141,7 +154,7 @@ def plan_collect(root, assignment, source):
         kind, paths = "folder", _scan_folder(source)
         read = lambda parts: source.joinpath(*parts).read_bytes()  # noqa: E731
     elif source.suffix.lower() == ".zip":
-        kind, (paths, contents) = "zip", _scan_zip(source)
+        kind, (paths, contents, entry_times) = "zip", _scan_zip(source)
         read = contents.__getitem__
     else:
         raise CourseError(f"expected a folder or a .zip of student folders, got {source}")
@@ -180,17 +193,28 @@ def plan_collect(root, assignment, source):
                 f"(also {'/'.join(taken[0])})"
             )
         students.setdefault(student, []).append(parts)
-    return kind, prefix, students
+    times = {} if kind == "folder" else {
+        student: max(entry_times[parts] for parts in paths) for student, paths in students.items()}
+    return kind, prefix, students, times
 
 
-def collect(root, assignment, source, replace=False):
-    """Copy a batch of submissions into submitted/<student>/<assignment>/ with nbgrader zip_collect.
+def collect(root, assignment, source, replace=False, times=None):
+    """Copy a batch of submissions into submitted/<student>/<assignment>/ with nbgrader
+    zip_collect, each with its time in timestamp.txt.
 
+    times: an LMS times CSV (lms.read_times); without it, a zip's entry times
     returns the sorted list of student ids collected
     """
     (assignment,) = pick_assignments(root, [assignment])
     source = Path(source).resolve()
-    kind, prefix, students = plan_collect(root, assignment, source)
+    kind, prefix, students, when = plan_collect(root, assignment, source)
+    if times is not None:
+        listed = read_times(times)
+        unlisted = sorted(s for s in students if s not in listed)
+        if unlisted:
+            raise CourseError(f"{times} gives no time for {', '.join(unlisted[:3])}"
+                              f"{' ...' if len(unlisted) > 3 else ''}: add a row per student")
+        when = {s: listed[s] for s in students}
     submitted = root / "submitted"
     already = sorted(s for s in students if (submitted / s / assignment).exists())
     if already and not replace:
@@ -233,7 +257,16 @@ def collect(root, assignment, source, replace=False):
     missing = [s for s in students if not (submitted / s / assignment).is_dir()]
     if missing:
         raise CourseError(f"zip_collect did not collect {', '.join(sorted(missing))}")
+    for student, moment in when.items():
+        (submitted / student / assignment / "timestamp.txt").write_text(timestamp_text(moment))
     print(f"collected {assignment} for {len(students)} students: {', '.join(sorted(students))}")
+    if when:
+        origin = "the times CSV" if times is not None else "the zip entries"
+        print(f"submission times from {origin}: {min(when.values()):%Y-%m-%d %H:%M %Z} to "
+              f"{max(when.values()):%Y-%m-%d %H:%M %Z}")
+    else:
+        print("no submission times (a folder keeps none): no late rule can apply; give the "
+              "LMS's times with --times FILE.csv (columns student_id,timestamp)")
     return sorted(students)
 
 
@@ -243,9 +276,18 @@ def autograde(root, names=(), force=False, workers=None, unsafe=False):
     was collected is left alone unless force."""
     for assignment in pick_assignments(root, names):
         require_in_gradebook(root, assignment)
-        jobs, skipped = [], 0
+        roster = read_roster(root)
+        jobs, skipped, added = [], 0, []
         for folder in sorted((root / "submitted").glob(f"*/{assignment}")):
             student = folder.parent.name
+            if roster and student not in roster:
+                print(f"  {student:<20} {assignment:<12} not graded: {student!r} is not on the "
+                      f"roster (gradebook.db); the submission stays in submitted/{student}/"
+                      f"{assignment}/. To grade it: nbgrader db student add {student} "
+                      "(or formgrader's Manage Students), then autograde again", flush=True)
+                continue
+            if not roster:
+                added.append(student)
             notebook = folder / f"{assignment}.ipynb"
             done = root / "autograded" / student / assignment / f"{assignment}.ipynb"
             if (not force and done.is_file() and notebook.is_file()
@@ -259,6 +301,9 @@ def autograde(root, names=(), force=False, workers=None, unsafe=False):
             continue
         print(f"autograding {assignment}: {len(jobs)} submissions, sandboxed, judged outside "
               "the student's kernel", flush=True)
+        if added:
+            print(f"  the course has no roster yet (no students in gradebook.db): adding the "
+                  f"{len(added)} students graded here: {', '.join(added)}", flush=True)
         try:
             results = grade_batch(jobs, root, workers=workers, fill_autograded=True,
                                   unsafe=unsafe)
@@ -266,7 +311,41 @@ def autograde(root, names=(), force=False, workers=None, unsafe=False):
             raise CourseError(f"grading stopped, nothing recorded: {exc}") from None
         for r in results:
             print("  " + r.line())
-        merge_results(results, root)
+        for note in merge_results(results, root):
+            print("  " + note)
+        for r in results:
+            keep_submission_records(root, r.student, assignment)
+
+
+# What nbgrader collect puts beside a submission and its autograde carries on to autograded/,
+# where generate_feedback and release_feedback read them: the submission's time, and the
+# secret from which the exchange names the student's feedback page.
+SUBMISSION_RECORDS = ("timestamp.txt", "submission_secret.txt")
+
+
+def keep_submission_records(root, student, assignment):
+    """Copy SUBMISSION_RECORDS from submitted/ to autograded/ (the sandboxed grader writes
+    the graded notebook only), as nbgrader's own autograde does."""
+    graded = root / "autograded" / student / assignment
+    if not graded.is_dir():
+        return
+    for name in SUBMISSION_RECORDS:
+        record = root / "submitted" / student / assignment / name
+        if record.is_file():
+            shutil.copy2(record, graded / name)
+
+
+def read_roster(root):
+    """The ids of the students in the course's gradebook (its roster)."""
+    with quiet_sqlalchemy(), gradebook(root) as gb:
+        return {s.id for s in gb.students}
+
+
+def add_to_roster(root, students):
+    """Put students on the roster (gradebook.db), as `nbgrader db student add` does."""
+    with quiet_sqlalchemy(), gradebook(root) as gb:
+        for student in students:
+            gb.update_or_create_student(student)
 
 
 def feedback(root, names=()):
@@ -280,13 +359,24 @@ def feedback(root, names=()):
         print(f"feedback for {assignment}: {count} pages in feedback/, no hidden test shown")
 
 
-def export(root, to="grades.csv"):
-    """nbgrader export: one CSV row per student and assignment."""
+EXPORT_FORMATS = ("grades", "canvas")
+
+
+def export(root, to="grades.csv", fmt="grades"):
+    """The gradebook as CSV: "grades", nbgrader export (one row per student and assignment,
+    through rnngrading.lms.GradesCsv); "canvas", Canvas's gradebook import layout. In both, a
+    submission never handed in is an empty cell and a real score of 0 is 0."""
     target = (root / to).resolve() if not Path(to).is_absolute() else Path(to)
     if not (root / "gradebook.db").is_file():
         raise CourseError(f"no gradebook.db in {root}: nothing to export yet")
-    nbgrader(root, "export", f"--to={target}")
-    print(f"grades written to {target}")
+    if fmt == "canvas":
+        with gradebook(root) as gb:
+            students, assignments = write_canvas_csv(gb, target)
+        print(f"Canvas gradebook ({students} students, {assignments} assignments) written to "
+              f"{target}: import it in Canvas under Grades > Import")
+    else:
+        nbgrader(root, "export", f"--to={target}")
+        print(f"grades written to {target}")
     return target
 
 
@@ -313,6 +403,7 @@ def demo(dest=None, names=(), fixtures=None):
     root = course_root(dest)
     release(root, chosen)
     roster = load_roster(*([fixtures] if fixtures else []))
+    add_to_roster(root, roster)  # the class list first, as an instructor would
     for i, assignment in enumerate(chosen):
         folder = root / "downloads" / assignment
         write_class_submissions(root, assignment, folder, roster, *([fixtures] if fixtures else []))
@@ -324,6 +415,7 @@ def demo(dest=None, names=(), fixtures=None):
     autograde(root, chosen)
     feedback(root, chosen)
     export(root, "grades.csv")
+    export(root, "canvas.csv", "canvas")
     print()
     print(format_grades(root))
     return root
@@ -347,6 +439,9 @@ def main(argv=None):
     p.add_argument("assignment")
     p.add_argument("source", help="folder with one folder per student id, or a .zip of it")
     p.add_argument("--replace", action="store_true", help="replace earlier copies (kept aside)")
+    p.add_argument("--times", default=None, metavar="FILE.csv", help="the submission times the "
+                   "LMS gives: a CSV with columns student_id,timestamp (default: a zip's entry "
+                   "times)")
     p = sub.add_parser("autograde", help="autograde submitted/ into autograded/ and the gradebook")
     p.add_argument("assignments", nargs="*")
     p.add_argument("--force", action="store_true", help="regrade submissions graded before")
@@ -354,8 +449,11 @@ def main(argv=None):
                    help="where no sandbox can be built, grade without one (NOT ISOLATED)")
     p = sub.add_parser("feedback", help="feedback HTML for students, hidden tests left out")
     p.add_argument("assignments", nargs="*")
-    p = sub.add_parser("export", help="export the gradebook to CSV (nbgrader export)")
+    p = sub.add_parser("export", help="export the gradebook to CSV (nbgrader's or Canvas's)")
     p.add_argument("--to", default="grades.csv", help="CSV file, relative to the course root")
+    p.add_argument("--format", dest="fmt", choices=EXPORT_FORMATS, default="grades",
+                   help="grades: nbgrader's columns, a row per student and assignment; "
+                   "canvas: Canvas's gradebook import (a row per student)")
     sub.add_parser("grades", help="print the grade table")
     p = sub.add_parser("demo", help="simulated class: release, collect, autograde, feedback, CSV")
     p.add_argument("--dir", default=None, help="folder for the demo course "
@@ -370,13 +468,13 @@ def main(argv=None):
         if args.command == "release":
             release(root, args.assignments)
         elif args.command == "collect":
-            collect(root, args.assignment, args.source, args.replace)
+            collect(root, args.assignment, args.source, args.replace, args.times)
         elif args.command == "autograde":
             autograde(root, args.assignments, args.force, unsafe=args.unsafe)
         elif args.command == "feedback":
             feedback(root, args.assignments)
         elif args.command == "export":
-            export(root, args.to)
+            export(root, args.to, args.fmt)
         elif args.command == "grades":
             if not (root / "gradebook.db").is_file():
                 raise CourseError(f"no gradebook.db in {root}: nothing graded yet")
