@@ -236,3 +236,69 @@ def test_hide_hidden_tests_cuts_the_region_and_the_traceback():
         "AssertionError: hidden test: wrong for H = 5", HIDDEN_NOTE,
     ]
     assert nb.cells[1].source == plain.source, "cells that are not tests pass through"
+
+
+# ---------------------------------------------------------------- submission times
+
+
+def zip_of(folder, archive, times):
+    """A zip of a class folder whose entries carry the given DOS times, {student: tuple}."""
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in sorted(folder.rglob("*.ipynb")):
+            rel = path.relative_to(folder)
+            info = zipfile.ZipInfo(str(rel), date_time=times[rel.parts[0]])
+            zf.writestr(info, path.read_bytes())
+    return archive
+
+
+def collected_time(course, student):
+    from nbgrader.utils import parse_utc
+
+    text = (course / "submitted" / student / "jacobian" / "timestamp.txt").read_text()
+    return parse_utc(text)
+
+
+def test_collect_from_a_zip_keeps_each_submission_time(course, tmp_path):
+    import datetime
+
+    folder = class_folder(course, tmp_path)
+    times = {"alice": (2026, 12, 1, 16, 59, 0), "bob": (2026, 12, 1, 17, 30, 2)}
+    archive = zip_of(folder, tmp_path / "class.zip", times)
+    instructor.collect(course, "jacobian", archive)
+    for student, fields in times.items():  # a DOS time is the local time of the zip's maker
+        local = datetime.datetime(*fields).astimezone()
+        expected = local.astimezone(datetime.UTC).replace(tzinfo=None)
+        assert collected_time(course, student) == expected
+
+
+def test_collect_takes_the_times_the_lms_gives(course, tmp_path):
+    import datetime
+
+    folder = class_folder(course, tmp_path)
+    times = tmp_path / "times.csv"
+    times.write_text("student_id,timestamp\nalice,2026-12-01T18:00:00+01:00\nbob,2026-12-01 "
+                     "17:45:00 UTC\n")
+    status, stdout, stderr = run_cli("--course", str(course), "collect", "jacobian", str(folder),
+                                     "--times", str(times))
+    assert status == 0, stderr
+    assert "submission times from the times CSV" in stdout
+    assert collected_time(course, "alice") == datetime.datetime(2026, 12, 1, 17, 0)
+    assert collected_time(course, "bob") == datetime.datetime(2026, 12, 1, 17, 45)
+
+
+def test_collect_refuses_a_times_csv_that_misses_a_student(course, tmp_path):
+    folder = class_folder(course, tmp_path)
+    times = tmp_path / "times.csv"
+    times.write_text("student_id,timestamp\nalice,2026-12-01T18:00:00+01:00\n")
+    status, _, stderr = run_cli("--course", str(course), "collect", "jacobian", str(folder),
+                                "--times", str(times))
+    assert_one_line_error(status, stderr, "gives no time for bob")
+    assert not (course / "submitted").exists()
+
+
+def test_collect_from_a_folder_says_it_has_no_times(course, tmp_path):
+    folder = class_folder(course, tmp_path, students=("alice",))
+    status, stdout, _ = run_cli("--course", str(course), "collect", "jacobian", str(folder))
+    assert status == 0
+    assert "no submission times" in stdout and "--times" in stdout
+    assert not (course / "submitted" / "alice" / "jacobian" / "timestamp.txt").exists()
