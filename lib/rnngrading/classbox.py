@@ -136,9 +136,9 @@ def run(argv, what, **kw):
 # ---------------------------------------------------------------- environment and proxy
 def build_env(layout, python=SYSTEM_PYTHON):
     """The class's Python environment, which every user can run; returns the seconds spent
-    (0 when it was up to date). Pins changed: rebuilt from scratch; lib/ changed: the course
-    package reinstalled."""
-    pins = digest(REPO / "requirements.txt", REPO / "pyproject.toml")
+    (0 when it was up to date). requirements.txt changed: rebuilt from scratch; lib/ or
+    pyproject.toml changed: the course package reinstalled."""
+    pins = digest(REPO / "requirements.txt")  # pyproject.toml: the package step below
     package = digest(REPO / "pyproject.toml", REPO / "lib")
     pins_stamp, package_stamp = layout.env / ".rnncourse-pins", layout.env / ".rnncourse-package"
     start = time.monotonic()
@@ -166,6 +166,9 @@ def build_env(layout, python=SYSTEM_PYTHON):
             shutil.copy2(REPO / "pyproject.toml", copy)
             shutil.copytree(REPO / "lib", copy / "lib", ignore=shutil.ignore_patterns(
                 "__pycache__", "*.egg-info", "*.pyc"))
+            # every file of the packages, not only their .py files and declared data (the
+            # feedback page's templates, say): what an editable install would see
+            (copy / "MANIFEST.in").write_text("graft lib\nglobal-exclude *.pyc\n")
             run([str(layout.python), "-m", "pip", "install", "--quiet", "--no-deps",
                  "--no-build-isolation", "--force-reinstall", str(copy)],
                 "pip install of the course package")
@@ -279,6 +282,9 @@ STUDENT_LAB_CONFIG = {"disabledExtensions": {
     "@jupyter/nbgrader:create-assignment": True,
     "@jupyter/nbgrader:course-list": True,
 }}
+# Everyone's terminals: a plain bash that keeps the server's PATH (the class's environment
+# first); jupyter_server's default, a login shell, resets PATH from /etc/profile.
+COMMON_SERVER_CONFIG = {"ServerApp": {"terminado_settings": {"shell_command": ["/bin/bash"]}}}
 # JupyterLab offline: no news, no update check (settings overrides of the environment).
 LAB_OVERRIDES = {"@jupyterlab/apputils-extension:notification": {
     "fetchNews": "false", "checkForUpdates": False}}
@@ -308,6 +314,7 @@ def write_jupyter_config(layout, instructor):
         "c = get_config()  # noqa: F821\n"
         f"load_subconfig({str(course / 'nbgrader_config.py')!r})  # noqa: F821\n"
         + exchange_lines)
+    (common / "jupyter_server_config.json").write_text(json.dumps(COMMON_SERVER_CONFIG))
     (student / "jupyter_server_config.json").write_text(json.dumps(STUDENT_SERVER_CONFIG))
     (student / "labconfig" / "page_config.json").write_text(json.dumps(STUDENT_LAB_CONFIG))
     settings = layout.env / "share" / "jupyter" / "lab" / "settings"
@@ -520,8 +527,9 @@ def clean(layout):
     layout.roster.unlink(missing_ok=True)
     with contextlib.suppress(OSError):
         layout.homes.rmdir()
+    proxy = Path(roster["proxy"]).parents[2]
     say(f"removed {1 + len(roster['students'])} accounts, their homes and the exchange; "
-        f"{layout.env} and {layout.proxy} stay for the next class")
+        f"{roster['env']} and {proxy} stay for the next class")
 
 
 # ---------------------------------------------------------------- the command line

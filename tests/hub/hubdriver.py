@@ -88,8 +88,15 @@ class Person:
         page.goto(f"{self.user_url}/lab/tree/{path}?reset")
         self.wait_for_lab()
         page.wait_for_selector(".jp-NotebookPanel .jp-Notebook .jp-Cell", state="visible")
-        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
-                               timeout=LAB_READY_S * 1000)
+        # the kernel started and idle, as the status bar says it
+        page.locator(".jp-StatusBar-Widget", has_text="Idle").first.wait_for(
+            state="visible", timeout=LAB_READY_S * 1000)
+
+    def show(self, text):
+        """Scroll the open notebook to the first cell showing `text`."""
+        cell = self.page.locator(".jp-Cell", has_text=text).first
+        cell.scroll_into_view_if_needed()
+        self.page.wait_for_timeout(300)
 
     def submit(self, assignment):
         self.assignments()

@@ -18,6 +18,7 @@ Screenshots of every step: artifacts/hub/NN-WHO-STEP.png. The times (hub start, 
 are printed and written to artifacts/hub/times.txt.
 """
 
+import contextlib
 import os
 import pwd
 import re
@@ -92,6 +93,7 @@ def flow(klass, browser, shots):
             answer = build_submission(SOURCE, fetched, FIXTURES / ASSIGNMENT / cases[student.name])
             write_as(student.name, fetched, answer)
             student.open_notebook(f"{ASSIGNMENT}/{ASSIGNMENT}.ipynb")
+            student.show("def step_jacobian")
             student.shot(f"opened-{cases[student.name]}")
             student.submit(ASSIGNMENT)
 
@@ -127,6 +129,12 @@ def flow(klass, browser, shots):
                                   "judged": lines}
             page.close()
         seen["flow_s"] = time.monotonic() - started
+    except Exception:
+        for person in (teacher, ada, bo):
+            with contextlib.suppress(Exception):
+                person.shot("FAILED")
+        raise
+    try:
         yield seen
     finally:
         for person in (teacher, ada, bo):
