@@ -211,10 +211,6 @@ def account_names(prefix, students):
 
 def create_user(name, home):
     """A system user with its own group and a 0700 home; returns its password."""
-    with contextlib.suppress(KeyError):
-        pwd.getpwnam(name)
-        raise ClassError(f"a user named {name} already exists and is not in this class: pick "
-                         "another prefix (PREFIX=...) or remove that user")
     run(["useradd", "--create-home", "--home-dir", str(home), "--shell", "/bin/bash",
          "--user-group", name], f"useradd {name}")
     home.chmod(0o700)
@@ -369,28 +365,34 @@ def prepare(layout, students=3, port=None, prefix=DEFAULT_PREFIX, assignments=AS
         raise ClassError(f"{layout.dir} already holds a class ({old['instructor']} and "
                          f"{len(old['students'])} students): make class-clean first, or "
                          "another CLASS_DIR")
-    passwords = {}
-    layout.homes.mkdir(exist_ok=True)
-    layout.homes.chmod(0o755)
+    strangers = []
     for name in [instructor, *names]:
-        try:
+        with contextlib.suppress(KeyError):
             pwd.getpwnam(name)
-            exists = True
-        except KeyError:
-            exists = False
-        if exists and not old:
-            create_user(name, layout.homes / name)  # raises: a stranger's account
-        if not exists:
-            passwords[name] = create_user(name, layout.homes / name)
-        elif new_passwords:
-            passwords[name] = secrets.token_urlsafe(12)
-            run(["chpasswd"], f"chpasswd for {name}", input=f"{name}:{passwords[name]}\n")
+            if not old:
+                strangers.append(name)
+    if strangers:
+        raise ClassError(f"users named {', '.join(strangers)} already exist and are not in a "
+                         "class here: pick another prefix (PREFIX=...) or remove those users")
+    # the roster first: whatever happens next, class-clean knows whom to remove
     roster = {"instructor": instructor, "students": names, "prefix": prefix,
               "port": port or 8000, "dir": str(layout.dir), "env": str(layout.env),
               "proxy": str(layout.proxy_command), "exchange": str(layout.exchange),
               "jupyter": str(layout.jupyter)}
     layout.roster.write_text(json.dumps(roster, indent=1))
     layout.roster.chmod(0o644)
+    passwords = {}
+    layout.homes.mkdir(exist_ok=True)
+    layout.homes.chmod(0o755)
+    for name in [instructor, *names]:
+        try:
+            pwd.getpwnam(name)
+        except KeyError:
+            passwords[name] = create_user(name, layout.homes / name)
+            continue
+        if new_passwords:
+            passwords[name] = secrets.token_urlsafe(12)
+            run(["chpasswd"], f"chpasswd for {name}", input=f"{name}:{passwords[name]}\n")
     layout.exchange.mkdir(exist_ok=True)
     layout.exchange.chmod(0o1777)
     start = time.monotonic()

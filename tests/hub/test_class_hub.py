@@ -29,6 +29,7 @@ import nbformat
 import pytest
 from coursekit import full, without
 from hubdriver import FEEDBACK_SCORE, Person
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from rnngrading.course import FIXTURES, REPO
 from rnngrading.fixtures import build_submission
@@ -122,11 +123,14 @@ def flow(klass, browser, shots):
             page = student.context.new_page()
             page.goto(f"{student.user_url}/files/{relative}")
             header = page.locator("h4", has_text="Score:").first.inner_text()
+            with contextlib.suppress(PlaywrightTimeout):  # the math, typeset offline
+                page.locator("mjx-container").first.wait_for(state="attached", timeout=20_000)
+            math = page.locator("mjx-container").count()
             student.shot("feedback-page", page)
             lines = [line for line in page.locator("body").inner_text().splitlines()
                      if "Judged outside your kernel" in line]
             seen[student.name] = {"case": cases[student.name], "header": header,
-                                  "judged": lines}
+                                  "judged": lines, "math": math}
             page.close()
         seen["flow_s"] = time.monotonic() - started
     except Exception:
@@ -145,7 +149,8 @@ def test_each_student_reads_their_own_score_on_their_feedback(klass, flow):
     total = total_points(nbformat.read(SOURCE, as_version=4))
     for student in klass.students:
         saw = flow[student]
-        print(f"{student} ({saw['case']}): {saw['header']}")
+        print(f"{student} ({saw['case']}): {saw['header']}; formulas typeset by MathJax "
+              f"on the page: {saw['math']}")
         for line in saw["judged"]:
             print("   ", line)
         name, score, out_of = FEEDBACK_SCORE.search(saw["header"]).groups()
@@ -218,3 +223,24 @@ def test_an_ordinary_user_is_told_make_class_needs_root(klass, tmp_path):
     assert out.returncode == 2 and out.stdout == ""
     assert out.stderr.count("\n") == 1 and "needs root" in out.stderr
     assert "administrator" in out.stderr and not folder.exists()
+
+
+def test_only_the_class_logs_in(klass, browser, shots):
+    """A system account outside the class (root) and a wrong password are both refused."""
+    ada = klass.students[0]
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        for name, password in (("root", "x"), (ada, klass.passwords[ada] + "x")):
+            page.goto(f"{klass.base}/hub/login")
+            page.fill("#username_input", name)
+            page.fill("#password_input", password)
+            page.click("#login_submit")
+            message = page.locator(".login_error, .alert").first
+            message.wait_for(state="visible")
+            text = " ".join(message.inner_text().split())
+            print(f"login as {name}: {text}")
+            shots(f"login-refused-{name.rsplit('-', 1)[-1]}", page)
+            assert "/hub/login" in page.url and "Invalid" in text, (page.url, text)
+    finally:
+        context.close()
