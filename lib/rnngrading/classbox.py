@@ -27,7 +27,8 @@ since every account is a system user. What it builds in CLASS_DIR (default
                 off, server and lab extensions alike)
     hub/        (0700, root) the hub's config (class/jupyterhub_config.py, copied), database,
                 cookie secret, pid files and log
-    class.json  the roster and ports, which the hub's config reads
+    class.json  the roster and ports, which the hub's config reads; once made, the roster is
+                the class's: a name added to "students" gets an account at the next start
 
 Authentication is PAM (JupyterHub's default, PAMAuthenticator) with passwords set by chpasswd
 and printed once; spawning is LocalProcessSpawner running `jupyterhub-singleuser` (JupyterLab,
@@ -42,6 +43,7 @@ import hashlib
 import json
 import os
 import pwd
+import re
 import secrets
 import shutil
 import signal
@@ -65,6 +67,7 @@ COURSE_FILES = ("nbgrader_config.py", "grading_limits.toml")
 # PATH of every process of the class: its own environment first, then the system's.
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 HUB_START_S = 60
+USER_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 STOP_WAIT_S = 20
 
 
@@ -238,11 +241,11 @@ def chown_tree(path, name):
 def install_course(layout, instructor, students, assignments):
     """The instructor's copy of the course in ~/course: config, limits, source/ (with the
     judges), release/; the assignments generated into its gradebook and the students added;
-    the judge's secret made (0600). Left alone when it is already there."""
+    the judge's secret made (0600). None when it is already there (left alone)."""
     home = Path(pwd.getpwnam(instructor).pw_dir)
     course = home / "course"
     if (course / "nbgrader_config.py").is_file():
-        return course
+        return None
     staging = home / ".course-staging"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
@@ -254,18 +257,24 @@ def install_course(layout, instructor, students, assignments):
                         ignore=ignore)
     chown_tree(staging, instructor)
     env = class_env(layout, "instructor", home)
-    bin_dir = layout.env / "bin"
-    as_user(instructor, [str(bin_dir / "rnncourse-instructor"), "--course", str(staging),
+    as_user(instructor, [str(layout.env / "bin" / "rnncourse-instructor"), "--course", str(staging),
                          "release", *assignments], "releasing the assignments", env=env)
-    for student in students:
-        as_user(instructor, [str(bin_dir / "nbgrader"), "db", "student", "add", student,
-                             "--log-level=ERROR"], f"adding {student} to the gradebook",
-                cwd=staging, env=env)
+    add_students(layout, instructor, students, staging)
     as_user(instructor, [str(layout.python), "-c", "import sys; from rnngrading.judge import "
                          "course_secret; course_secret(sys.argv[1])", str(staging)],
             "making the judge's secret", env=env)
     staging.rename(course)
     return course
+
+
+def add_students(layout, instructor, students, course=None):
+    """Students into the instructor's gradebook (nbgrader db student add, as the instructor)."""
+    home = Path(pwd.getpwnam(instructor).pw_dir)
+    course = course or home / "course"
+    for student in students:
+        as_user(instructor, [str(layout.env / "bin" / "nbgrader"), "db", "student", "add",
+                             student, "--log-level=ERROR"], f"adding {student} to the gradebook",
+                cwd=course, env=class_env(layout, "instructor", home))
 
 
 # ---------------------------------------------------------------- Jupyter configuration
@@ -358,22 +367,26 @@ def prepare(layout, students=3, port=None, prefix=DEFAULT_PREFIX, assignments=AS
     os.umask(0o022)
     layout.dir.mkdir(parents=True, exist_ok=True)
     layout.dir.chmod(0o755)
-    timings = {"env_s": build_env(layout), "proxy_s": install_proxy(layout)}
     old = layout.read_roster()
-    instructor, names = account_names(prefix, students)
-    if old and (old["instructor"], old["students"]) != (instructor, names):
-        raise ClassError(f"{layout.dir} already holds a class ({old['instructor']} and "
-                         f"{len(old['students'])} students): make class-clean first, or "
-                         "another CLASS_DIR")
-    strangers = []
-    for name in [instructor, *names]:
-        with contextlib.suppress(KeyError):
-            pwd.getpwnam(name)
-            if not old:
+    if old:  # the roster is the class's from now on: names added to it get accounts
+        instructor, names, prefix = old["instructor"], old["students"], old["prefix"]
+        if (instructor, names) != account_names(prefix, students):
+            say(f"the class in {layout.dir}: {instructor} and {len(names)} students, as "
+                f"{layout.roster} lists them (STUDENTS and PREFIX apply to a new class only)")
+    else:
+        instructor, names = account_names(prefix, students)
+        strangers = []
+        for name in [instructor, *names]:
+            with contextlib.suppress(KeyError):
+                pwd.getpwnam(name)
                 strangers.append(name)
-    if strangers:
-        raise ClassError(f"users named {', '.join(strangers)} already exist and are not in a "
-                         "class here: pick another prefix (PREFIX=...) or remove those users")
+        if strangers:
+            raise ClassError(f"users named {', '.join(strangers)} already exist and are not "
+                             "in a class here: pick another prefix (PREFIX=...) or remove them")
+    bad = [n for n in [instructor, *names] if not USER_NAME.fullmatch(n)]
+    if bad:
+        raise ClassError(f"{', '.join(map(repr, bad))} in {layout.roster} cannot be a user name "
+                         "(lower-case letters, digits, - and _, at most 32, a letter first)")
     # the roster first: whatever happens next, class-clean knows whom to remove
     roster = {"instructor": instructor, "students": names, "prefix": prefix,
               "port": port or 8000, "dir": str(layout.dir), "env": str(layout.env),
@@ -381,6 +394,7 @@ def prepare(layout, students=3, port=None, prefix=DEFAULT_PREFIX, assignments=AS
               "jupyter": str(layout.jupyter)}
     layout.roster.write_text(json.dumps(roster, indent=1))
     layout.roster.chmod(0o644)
+    timings = {"env_s": build_env(layout), "proxy_s": install_proxy(layout)}
     passwords = {}
     layout.homes.mkdir(exist_ok=True)
     layout.homes.chmod(0o755)
@@ -396,7 +410,8 @@ def prepare(layout, students=3, port=None, prefix=DEFAULT_PREFIX, assignments=AS
     layout.exchange.mkdir(exist_ok=True)
     layout.exchange.chmod(0o1777)
     start = time.monotonic()
-    install_course(layout, instructor, names, list(assignments))
+    if not install_course(layout, instructor, names, list(assignments)):
+        add_students(layout, instructor, [n for n in names if n in passwords])
     timings["course_s"] = time.monotonic() - start
     write_jupyter_config(layout, instructor)
     layout.hub.mkdir(exist_ok=True)
@@ -544,11 +559,10 @@ earlier keeps its password (--new-passwords sets new ones).
   students    {students}: Nbgrader > Assignments to fetch, submit and fetch feedback
 Stop: Ctrl-C here, or make class-stop from another shell (users and their work stay).
 Remove the accounts and all their work: make class-clean.
-Real students: as root, useradd --create-home --home-dir {homes}/NAME NAME and a password
-(passwd NAME), add NAME to "students" in {roster} and restart the class; the instructor adds
-them to the gradebook (nbgrader db student add NAME in ~/course). A university hub uses the
-same exchange, config dirs and environment with its own authenticator and spawner in
-{hub}/jupyterhub_config.py."""
+Real students: add their user names to "students" in {roster} and start the class again:
+each new name gets an account, a 0700 home, a password (printed) and a place in the gradebook.
+A university hub keeps the exchange, the config dirs and the environment and swaps the
+authenticator and the spawner in {hub}/jupyterhub_config.py (marked there)."""
 
 
 def cmd_start(args):
@@ -565,8 +579,8 @@ def cmd_start(args):
     for name, password in passwords.items():
         print(f"  {name:24s} password {password}", flush=True)
     print(GUIDE.format(port=roster["port"], instructor=roster["instructor"],
-                       students=", ".join(roster["students"]), homes=layout.homes,
-                       roster=layout.roster, hub=layout.hub), flush=True)
+                       students=", ".join(roster["students"]), roster=layout.roster,
+                       hub=layout.hub), flush=True)
     if args.credentials:
         fd = os.open(args.credentials, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
