@@ -597,7 +597,11 @@ def cmd_start(args):
         say("stopping the class")
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        stop(layout)
+        pidfile = layout.hub / "classbox.pid"
+        if pidfile.is_file() and pidfile.read_text() == str(hub.pid):
+            stop(layout)
+        else:  # make class-stop stopped it (and may have started the class again since)
+            say("stopped by make class-stop")
     return 0
 
 

@@ -98,8 +98,8 @@ def browser():
 class Class:
     """A running class: its folder, roster, passwords, URL and how long it took to start."""
 
-    def __init__(self, folder, info, start_s):
-        self.dir, self.info, self.start_s = Path(folder), info, start_s
+    def __init__(self, folder, info, start_s, proc):
+        self.dir, self.info, self.start_s, self.proc = Path(folder), info, start_s, proc
         self.layout = classbox.Layout(folder, info["env"], Path(info["proxy"]).parents[2])
         self.base = f"http://127.0.0.1:{info['port']}"
         self.instructor, self.students = info["instructor"], info["students"]
@@ -132,7 +132,7 @@ def klass():
             time.sleep(0.5)
         time.sleep(0.2)
         info = json.loads(credentials.read_text())
-        yield Class(folder, info, time.monotonic() - started)
+        yield Class(folder, info, time.monotonic() - started, proc)
     finally:
         # Ctrl-C, as a teacher stops it; then nothing of the class may be running
         if proc.poll() is None:

@@ -19,10 +19,14 @@ are printed and written to artifacts/hub/times.txt.
 """
 
 import contextlib
+import json
 import os
 import pwd
 import re
+import signal
+import sqlite3
 import subprocess
+import sys
 import time
 
 import nbformat
@@ -31,6 +35,7 @@ from coursekit import full, without
 from hubdriver import FEEDBACK_SCORE, Person
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
+from rnngrading.classbox import class_processes
 from rnngrading.course import FIXTURES, REPO
 from rnngrading.fixtures import build_submission
 
@@ -244,3 +249,44 @@ def test_only_the_class_logs_in(klass, browser, shots):
             assert "/hub/login" in page.url and "Invalid" in text, (page.url, text)
     finally:
         context.close()
+
+
+def test_class_stop_keeps_the_work_and_a_student_added_to_the_roster_joins(klass, flow):
+    """make class-stop ends every process and keeps accounts and work; a name added to
+    class.json gets an account, a password and a gradebook entry at the next start."""
+    classbox = [sys.executable, "-m", "rnngrading.classbox", "--dir", str(klass.dir)]
+    ada, newcomer = klass.students[0], klass.students[0].rsplit("-", 1)[0] + "-s9"
+    stopped = subprocess.run([*classbox, "stop"], capture_output=True, text=True)
+    print(stopped.stdout)
+    assert stopped.returncode == 0 and "no process of the class left" in stopped.stdout
+    klass.proc.wait(timeout=60)  # make class, in its shell, ends too
+    assert not class_processes(klass.layout, klass.layout.read_roster())
+    graded = klass.home(klass.instructor) / "course" / "autograded" / ada / ASSIGNMENT
+    assert (klass.home(ada) / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").is_file() and graded.is_dir()
+
+    roster = klass.layout.read_roster()
+    roster["students"].append(newcomer)
+    klass.layout.roster.write_text(json.dumps(roster))
+    credentials = klass.dir / "credentials-again.json"
+    again = subprocess.Popen([*classbox, "start", "--port", str(roster["port"]),
+                              "--env", roster["env"], "--proxy", str(klass.layout.proxy),
+                              "--credentials", str(credentials)],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not credentials.exists() and again.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+        time.sleep(0.2)
+        info = json.loads(credentials.read_text())
+        assert set(info["passwords"]) == {newcomer}, info["passwords"]
+        assert (klass.home(newcomer).stat().st_mode & 0o777) == 0o700
+        with sqlite3.connect(klass.home(klass.instructor) / "course" / "gradebook.db") as db:
+            students = {row[0] for row in db.execute("select id from student")}
+        assert {*klass.students, newcomer} <= students, students
+    finally:
+        os.killpg(again.pid, signal.SIGINT)  # Ctrl-C
+        out, _ = again.communicate(timeout=60)
+        print(out)
+    assert "no process of the class left" in out
+    assert not class_processes(klass.layout, klass.layout.read_roster())
