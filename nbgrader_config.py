@@ -54,15 +54,17 @@ c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedb
 # default a folder inside the course (one machine, `make lab`); $RNNCOURSE_EXCHANGE names
 # another (a shared /srv/nbgrader/exchange on a JupyterHub). The folder must exist before
 # formgrader starts, or it disables Release and Collect; it is made here when missing with
-# the mode nbgrader's own release_assignment gives it (rwx for everyone: students write into
-# it; nbgrader keeps each submission apart inside it). A course folder that cannot be written
-# (a grading sandbox) simply goes without: nothing there uses the exchange.
+# the mode nbgrader's own release_assignment gives it, rwx for everyone (students write into
+# it; nbgrader keeps each submission apart inside it), plus the sticky bit, so that no user
+# can delete another's folder (nbgrader checks the rwx bits only; rnngrading.classbox makes a
+# class's shared exchange the same way). A course folder that cannot be written (a grading
+# sandbox) simply goes without: nothing there uses the exchange.
 c.Exchange.root = os.environ.get("RNNCOURSE_EXCHANGE") or os.path.join(
     c.CourseDirectory.root, "exchange")
 if not os.path.isdir(c.Exchange.root):
     try:
         os.makedirs(c.Exchange.root)
-        os.chmod(c.Exchange.root, 0o777)
+        os.chmod(c.Exchange.root, 0o1777)
     except OSError:
         pass
 

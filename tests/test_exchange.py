@@ -121,7 +121,7 @@ def run_class(base):
     hand_in(root, homes["bob"], "bob", "partial")  # after the due date
     out["inbound"] = nbgrader(root, "list", "--inbound", "jacobian").stdout
     out["collect"] = nbgrader(root, "collect", "jacobian").stdout
-    out["autograde"] = instructor(root, "autograde", "jacobian")[0]
+    out["autograde"], out["autograde stderr"] = instructor(root, "autograde", "jacobian")
     out["feedback"] = instructor(root, "feedback", "jacobian")[0]
     out["release_feedback"] = nbgrader(root, "release_feedback", "jacobian").stdout
     for student, home in homes.items():
@@ -149,7 +149,7 @@ def page_score(page):
 def test_the_exchange_is_in_the_course_and_open_to_students(round_trip):
     root, _, out = round_trip
     assert (root / "exchange" / COURSE_ID / "outbound" / "jacobian" / "jacobian.ipynb").is_file()
-    assert (root / "exchange").stat().st_mode & 0o777 == 0o777  # as nbgrader's release sets it
+    assert (root / "exchange").stat().st_mode & 0o1777 == 0o1777  # rwx for all, sticky
     assert "Permissions for exchange directory" not in out["release"]  # nothing to repair
 
 
@@ -166,6 +166,12 @@ def test_each_student_sees_their_own_score_in_the_feedback_they_fetch(round_trip
     penalty = f"Late submission penalty (Score: -{float(PARTIAL_POINTS)})"
     assert penalty in html_text(bob.read_text())
     assert "Late submission penalty" not in html_text(alice.read_text())
+
+
+@graded
+def test_autograde_prints_no_sqlalchemy_warning(round_trip):
+    _, _, out = round_trip
+    assert "SAWarning" not in out["autograde stderr"] + out["autograde"]
 
 
 @graded
@@ -251,7 +257,7 @@ def test_formgrader_finds_the_exchange_in_the_course(bare_course, monkeypatch):
     api = formgrader_api(bare_course)
     assert not api.exchange_missing and api.exchange_is_functional
     assert Path(api.exchange_root) == bare_course / "exchange"
-    assert (bare_course / "exchange").stat().st_mode & 0o777 == 0o777
+    assert (bare_course / "exchange").stat().st_mode & 0o1777 == 0o1777
 
 
 def test_the_exchange_goes_where_the_environment_says(bare_course, tmp_path, monkeypatch):
@@ -259,7 +265,7 @@ def test_the_exchange_goes_where_the_environment_says(bare_course, tmp_path, mon
     monkeypatch.setenv("RNNCOURSE_EXCHANGE", str(shared))
     api = formgrader_api(bare_course)
     assert not api.exchange_missing and Path(api.exchange_root) == shared
-    assert shared.stat().st_mode & 0o777 == 0o777
+    assert shared.stat().st_mode & 0o1777 == 0o1777
     assert not (bare_course / "exchange").exists()
 
 
