@@ -68,15 +68,16 @@ if not os.path.isdir(c.Exchange.root):
     except OSError:
         pass
 
-# Feedback pages read offline: rnngrading's "rnnfeedback" template is nbgrader's feedback
-# page with MathJax 3 (SVG output, so no font files) inlined from the sphinx-mathjax-offline
-# package instead of loaded from a CDN. nbgrader's release_feedback copies only the .html
-# files to students, so the page carries everything it needs.
-c.HTMLExporter.template_name = "rnnfeedback"
+# Feedback pages read offline: nbgrader's feedback template with MathJax 3 (SVG output, so no
+# font files) inlined from the sphinx-mathjax-offline package instead of loaded from a CDN
+# (nbgrader's release_feedback copies only the .html files to students, so the page must
+# carry everything). rnngrading's templates/feedback holds only the mathjax macro and comes
+# first, nbgrader's own templates next (its README says how); the template keeps its name,
+# "feedback", which formgrader's Generate Feedback asks for.
 c.HTMLExporter.extra_template_basedirs = [
+    os.path.join(os.path.dirname(__import__("rnngrading").__file__), "templates"),
     os.path.join(os.path.dirname(__import__("nbgrader").__file__),
                  "server_extensions", "formgrader", "templates"),
-    os.path.join(os.path.dirname(__import__("rnngrading").__file__), "templates"),
 ]
 c.HTMLExporter.filters = {"inline_mathjax": "rnngrading.feedback.inline_mathjax"}
 

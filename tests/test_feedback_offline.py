@@ -16,7 +16,7 @@ import pytest
 
 from rnngrading import feedback as feedback_module
 from rnngrading import instructor
-from rnngrading.course import FIXTURES, CourseError, gradebook
+from rnngrading.course import FIXTURES, REPO, CourseError, gradebook
 from rnngrading.feedback import html_text, inline_mathjax
 from rnngrading.fixtures import build_submission
 from rnngrading.gradebook import quiet_sqlalchemy
@@ -46,6 +46,12 @@ def page(scratch_course):
         gb.db.commit()
     instructor.feedback(root, ["jacobian"])
     return root / "feedback" / "alice" / "jacobian" / "jacobian.html"
+
+
+def course_config(root):
+    from traitlets.config.loader import PyFileConfigLoader
+
+    return PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
 
 
 class _Addresses(HTMLParser):
@@ -100,6 +106,36 @@ def test_chromium_offline_renders_the_math(page, tmp_path):
     assert [url for url in asked if not url.startswith("file:")] == []
     assert rendered >= source.count("$\\partial") // 2 > 0
     assert "$\\partial" not in shown and "\\partial h" not in shown
+
+
+@pytest.mark.grading
+def test_formgraders_generate_feedback_button_makes_the_same_offline_page(page):
+    from nbgrader.apps import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+
+    root = page.parents[3]
+    page.unlink()
+    config = course_config(root)
+    api = NbGraderAPI(CourseDirectory(config=config), config=config)
+    result = api.generate_feedback("jacobian", "alice", force=True)  # what the button calls
+    assert result["success"], result.get("error", "")[-2000:]
+    text = page.read_text(encoding="utf-8")
+    assert "window.MathJax" in text and "cdnjs.cloudflare.com" not in text
+
+
+def test_formgraders_own_grading_page_keeps_its_template(tmp_path):
+    from nbconvert.exporters import HTMLExporter
+    from traitlets.config import Config
+
+    root = tmp_path / "course"
+    root.mkdir()
+    for name in ("nbgrader_config.py", "grading_limits.toml"):
+        shutil.copy2(REPO / name, root / name)
+    config = Config()
+    config.HTMLExporter.template_name = "formgrade"  # formgrader's extension sets this
+    config.merge(course_config(root))  # and the course's config is read over it
+    exporter = HTMLExporter(config=config)
+    assert exporter.template.filename.endswith(str(Path("formgrade", "index.html.j2")))
 
 
 def test_a_missing_mathjax_package_is_named_with_the_fix(monkeypatch):

@@ -7,8 +7,8 @@ test, which quotes the code around the failing line. `HideHiddenTests` removes b
 nbgrader_config.py puts it in the feedback step, and `check_feedback` reads every page
 made to be sure.
 
-Feedback pages also read offline: nbgrader_config.py renders them with the "rnnfeedback"
-template (templates/rnnfeedback beside this module), whose MathJax is the script that
+Feedback pages also read offline: nbgrader_config.py puts templates/feedback beside this
+module before nbgrader's own feedback template, and its MathJax macro is the script that
 `inline_mathjax` puts inside the page, taken from the sphinx-mathjax-offline package.
 """
 
