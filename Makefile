@@ -145,3 +145,7 @@ bench: setup
 
 site: setup
 	$(PY) site/build.py --strict
+
+# ---------------------------------------------------------------------------
+# A class in a box (issue 21): make class, make class-stop, make class-clean; see class.mk.
+include class.mk
