@@ -302,3 +302,16 @@ def test_collect_from_a_folder_says_it_has_no_times(course, tmp_path):
     assert status == 0
     assert "no submission times" in stdout and "--times" in stdout
     assert not (course / "submitted" / "alice" / "jacobian" / "timestamp.txt").exists()
+
+
+def test_collect_names_students_who_are_not_on_the_roster(course, tmp_path):
+    from rnngrading.course import gradebook
+
+    with gradebook(course) as gb:  # a roster of one
+        gb.update_or_create_student("alice")
+    folder = class_folder(course, tmp_path)
+    status, stdout, _ = run_cli("--course", str(course), "collect", "jacobian", str(folder))
+    assert status == 0
+    (line,) = [line for line in stdout.splitlines() if "not on the roster" in line]
+    assert line.endswith("(or formgrader's Manage Students)") and ": bob;" in line
+    assert (course / "submitted" / "bob" / "jacobian" / "jacobian.ipynb").is_file(), "kept"

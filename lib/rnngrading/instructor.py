@@ -28,7 +28,8 @@ times CSV given with --times (rnngrading.lms.read_times says its columns). A fol
 --times has no times: collect says so, and no late rule can apply.
 
 Students not on the roster (gradebook.db's students) are not graded once the course has a
-roster: autograde names each, keeps the submission in submitted/, and says how to add them.
+roster: collect names them (and collects them), autograde names each again, keeps the
+submission in submitted/, and says how to add them.
 A course with no roster yet takes every student it grades onto it, and says so.
 
 Errors print one line, "rnncourse-instructor: error: ...", and exit with status 2.
@@ -260,6 +261,12 @@ def collect(root, assignment, source, replace=False, times=None):
     for student, moment in when.items():
         (submitted / student / assignment / "timestamp.txt").write_text(timestamp_text(moment))
     print(f"collected {assignment} for {len(students)} students: {', '.join(sorted(students))}")
+    roster = read_roster(root) if (root / "gradebook.db").is_file() else set()
+    strangers = sorted(s for s in students if roster and s not in roster)
+    if strangers:
+        print(f"not on the roster (gradebook.db), so autograde will not grade them: "
+              f"{', '.join(strangers)}; add each with nbgrader db student add ID (or formgrader's "
+              "Manage Students)")
     if when:
         origin = "the times CSV" if times is not None else "the zip entries"
         print(f"submission times from {origin}: {min(when.values()):%Y-%m-%d %H:%M %Z} to "
