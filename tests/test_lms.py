@@ -109,7 +109,7 @@ def test_a_late_submission_is_flagged_with_the_courses_penalty(small_class):
         lms.timestamp_text(due + datetime.timedelta(hours=1, minutes=30)))
     scores = dict.fromkeys(TEST_CELLS, 0.0) | {"test_step_jacobian": 3.0}
     (note,) = merge_results([Result("erin", "jacobian", "ok", scores, 3.0, 9.0)], small_class)
-    assert note.startswith("erin") and "LATE by 1.50 h" in note
+    assert note.startswith("erin") and "LATE by 1:30:00 (" in note
     assert "penalty 0 points" in note and "penalty_method='none'" in note  # the default
     assert "jacobian LATE (penalty 0)" in format_grades(small_class)
     with gradebook(small_class) as gb:

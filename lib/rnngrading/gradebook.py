@@ -8,6 +8,7 @@ own autograde would give it.
 """
 
 import contextlib
+import datetime
 import warnings
 from pathlib import Path
 
@@ -80,10 +81,10 @@ def apply_late_penalty(gb, submission, plugin):
     gb.db.commit()
     if late <= 0:
         return None
-    hours = late / 3600
+    by = datetime.timedelta(seconds=round(late))  # "0:00:07", "1:30:00", "2 days, 3:00:00"
     return (f"{submission.student.id:<20} {submission.assignment.name:<12} LATE by "
-            f"{hours:.2f} h (submitted {submission.timestamp:%Y-%m-%d %H:%M} UTC, due "
-            f"{submission.assignment.duedate:%Y-%m-%d %H:%M} UTC): penalty {sum(penalties):g} "
+            f"{by} (submitted {submission.timestamp:%Y-%m-%d %H:%M:%S} UTC, due "
+            f"{submission.assignment.duedate:%Y-%m-%d %H:%M:%S} UTC): penalty {sum(penalties):g} "
             f"points ({type(plugin).__name__}"
             + (f", penalty_method={plugin.penalty_method!r})" if hasattr(plugin, "penalty_method")
                else ")"))
