@@ -150,7 +150,7 @@ def build_env(layout, python=SYSTEM_PYTHON):
             raise ClassError(f"no {python} to build the class's environment from: install "
                              "Debian's python3 and python3-venv (apt-get install python3-venv)")
         say(f"building the class's Python environment in {layout.env} from {python} "
-            "(once; about 2 minutes)")
+            "(once; 4 to 7 minutes on 2 cores)")
         shutil.rmtree(layout.env, ignore_errors=True)
         layout.env.parent.mkdir(parents=True, exist_ok=True)
         run([python, "-m", "venv", str(layout.env)], "python3 -m venv")
@@ -347,7 +347,10 @@ def free_port():
 
 
 def port_is_free(port):
+    """Whether a server could listen on the port now (connections of a server stopped a moment
+    ago, in TIME_WAIT, do not count: the proxy binds with SO_REUSEADDR too)."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
