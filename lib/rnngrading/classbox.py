@@ -593,6 +593,7 @@ def cmd_start(args):
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)  # Ctrl-C, even where the shell started it ignoring it
     try:
         status = hub.wait()
         say(f"the hub exited (status {status}); stopping what is left")
