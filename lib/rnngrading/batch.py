@@ -35,9 +35,9 @@ def grade_task(notebook, assignment, student, course, limits, save_dir=None,
                autograded_root=None, unsafe=False):
     """One Dask task: grade_one as a dict; a failure of the grader itself becomes an
     ungraded Result, so that one broken grading does not stop the batch."""
-    if _on_dask_worker():
-        worker_scratch()
     try:
+        if _on_dask_worker():
+            worker_scratch()
         result = grade_one(notebook, assignment, student, course, Limits(**limits),
                            save_dir=save_dir, autograded_root=autograded_root, unsafe=unsafe)
     except Exception as exc:  # noqa: BLE001 - one broken grading must not stop the batch
