@@ -85,7 +85,8 @@ class Layout:
 
     def __init__(self, folder, env=None, proxy=None):
         self.dir = Path(folder).resolve()
-        self.env = Path(env).resolve() if env else self.dir / "env"
+        # resolved: pip writes this path into the environment's scripts
+        self.env = Path(env).resolve() if env else (self.dir / "env").resolve()
         self.proxy = Path(proxy).resolve() if proxy else self.dir / "proxy"
         self.homes = self.dir / "home"
         self.exchange = self.dir / "exchange"
