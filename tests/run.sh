@@ -62,3 +62,6 @@ fi
 
 echo "== the course in JupyterLab, run in headless Chromium (skipped, with the reason, without one)"
 "$bin/python" -m pytest tests/browser -q
+
+echo "== a class on a JupyterHub, end to end in headless Chromium (root only; skipped, with the reason, otherwise)"
+"$bin/python" -m pytest tests/hub -q
