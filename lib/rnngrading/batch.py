@@ -14,6 +14,7 @@ the batch says so on stderr.
 
 import dataclasses
 import hashlib
+import logging
 import os
 import shutil
 import socket
@@ -252,8 +253,11 @@ def grade_batch(jobs, course, limits=None, workers=None, scheduler=None, save_di
     if scheduler:
         client, cluster = _connect(scheduler), None
     else:
+        # Dask's own warnings (a worker "still alive after 4.0 seconds, killing" as the
+        # cluster closes) would land between the status lines: errors only.
         cluster = LocalCluster(n_workers=workers or os.cpu_count(), threads_per_worker=1,
-                               processes=True, dashboard_address=":0")
+                               processes=True, dashboard_address=":0",
+                               silence_logs=logging.ERROR)
         client = Client(cluster)
     try:
         if scheduler:
