@@ -133,7 +133,7 @@ SUBMISSIONS = [
 
 def repository_digest():
     """{path: sha256} of every file of the repository but .git, .venv and caches."""
-    skip = {".git", ".venv", "__pycache__", ".ipynb_checkpoints"}
+    skip = {".git", ".venv", "__pycache__", ".ipynb_checkpoints", ".ruff_cache"}
     return {str(p.relative_to(REPO)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(REPO.rglob("*"))
             if p.is_file() and not skip & set(p.relative_to(REPO).parts)

@@ -99,8 +99,11 @@ def remove_dead_scratch(base=None):
         pid = entry.name[len(prefix):]
         if not (entry.name.startswith(prefix) and pid.isdigit()):
             continue
-        if not entry.is_dir(follow_symlinks=False) or entry.stat(
-                follow_symlinks=False).st_uid != os.geteuid() or _alive(int(pid)):
+        try:
+            if not entry.is_dir(follow_symlinks=False) or entry.stat(
+                    follow_symlinks=False).st_uid != os.geteuid() or _alive(int(pid)):
+                continue
+        except FileNotFoundError:  # another batch's workers removed it first
             continue
         shutil.rmtree(entry.path, ignore_errors=True)
         removed.append(entry.path)
