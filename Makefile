@@ -65,16 +65,18 @@ clean:
 # the logic lives in rnngrading.instructor (console script rnncourse-instructor, see its
 # --help), which wraps nbgrader.
 #   make instructor-release                    source/ -> release/ (+ tests into gradebook.db)
-#   make instructor-collect ASSIGNMENT=jacobian FROM=path/to/folder-or.zip [REPLACE=1]
+#   make instructor-collect ASSIGNMENT=jacobian FROM=path/to/folder-or.zip [REPLACE=1] [TIMES=times.csv]
 #   make instructor-autograde [ASSIGNMENT=...]  submitted/ -> autograded/ + gradebook.db
 #   make instructor-feedback [ASSIGNMENT=...]   autograded/ -> feedback/ (hidden tests left out)
-#   make instructor-export [TO=grades.csv]      gradebook.db -> CSV
+#   make instructor-export [FORMAT=canvas] [TO=...]  gradebook.db -> grades.csv (or canvas.csv)
 #   make instructor-grades                      print the grade table
 #   make instructor-demo                        a simulated class, end to end, in artifacts/
 ASSIGNMENT ?=
 FROM ?=
 REPLACE ?=
-TO ?= grades.csv
+TIMES ?=
+TO ?=
+FORMAT ?=
 INSTRUCTOR := $(VENV)/bin/rnncourse-instructor
 
 .PHONY: instructor-release instructor-collect instructor-autograde instructor-feedback \
@@ -86,7 +88,8 @@ instructor-release: setup
 instructor-collect: setup
 	@test -n "$(ASSIGNMENT)" -a -n "$(FROM)" || \
 		{ echo "usage: make instructor-collect ASSIGNMENT=jacobian FROM=folder-or-zip"; exit 2; }
-	$(INSTRUCTOR) collect $(ASSIGNMENT) "$(FROM)" $(if $(REPLACE),--replace,)
+	$(INSTRUCTOR) collect $(ASSIGNMENT) "$(FROM)" $(if $(REPLACE),--replace,) \
+		$(if $(TIMES),--times "$(TIMES)",)
 
 instructor-autograde: setup
 	$(INSTRUCTOR) autograde $(ASSIGNMENT) $(if $(UNSAFE),--unsafe-no-isolation,)
@@ -95,7 +98,8 @@ instructor-feedback: setup
 	$(INSTRUCTOR) feedback $(ASSIGNMENT)
 
 instructor-export: setup
-	$(INSTRUCTOR) export --to "$(TO)"
+	$(INSTRUCTOR) export --format $(or $(FORMAT),grades) \
+		--to "$(or $(TO),$(if $(filter canvas,$(FORMAT)),canvas.csv,grades.csv))"
 
 instructor-grades: setup
 	$(INSTRUCTOR) grades
