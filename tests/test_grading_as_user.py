@@ -69,7 +69,7 @@ def private():
         course = root / "course"
         course.mkdir()
         for name in ("nbgrader_config.py", "grading_limits.toml", "requirements.txt",
-                     "pyproject.toml", "Makefile"):
+                     "pyproject.toml", "Makefile", "class.mk"):
             shutil.copy2(REPO / name, course / name)
         ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
         for folder in ("lib", "source/jacobian", "release/jacobian"):
