@@ -81,6 +81,17 @@ def worker_scratch():
     return mine
 
 
+def remove_own_scratch():
+    """Remove this worker process's scratch folder (made again by the next grading). Run on
+    the workers of a local cluster as its batch ends, when no grading is running there, so
+    a batch that ends normally leaves nothing in the temp folder. returns its path or None"""
+    mine = os.environ.pop("RNNCOURSE_WORKER_SCRATCH", None)
+    if mine:
+        os.environ["RNNCOURSE_GRADING_TMP"] = str(Path(mine).parent)  # as before worker_scratch
+        shutil.rmtree(mine, ignore_errors=True)
+    return mine
+
+
 def remove_dead_scratch(base=None):
     """Remove the scratch folders (rg-HOST-PID) that worker processes of this machine, now
     dead, left in `base` (default: RNNCOURSE_GRADING_TMP's parent as worker_scratch uses it).
@@ -274,6 +285,11 @@ def grade_batch(jobs, course, limits=None, workers=None, scheduler=None, save_di
         _remove_dead_scratch(client)  # left by a worker that died in this batch
         return results
     finally:
+        if cluster is not None:  # ours alone: no other batch grades on these workers now
+            try:
+                client.run(remove_own_scratch)
+            except Exception:  # noqa: BLE001 - tidying only, never a reason to lose results
+                pass
         client.close()
         if cluster is not None:
             cluster.close()
