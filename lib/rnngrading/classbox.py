@@ -116,6 +116,20 @@ def require_root():
             "accounts and run it (README, 'A class on a JupyterHub')")
 
 
+def require_reachable(layout):
+    """Every class user runs the environment and the proxy and reaches the class folder: each
+    folder above them must let others through (x for others). ClassError naming the first
+    that does not (a mktemp -d or a home folder is 0700)."""
+    for target in (layout.dir, layout.env, layout.proxy):
+        for folder in [*reversed(target.parents)]:
+            if folder.exists() and not folder.stat().st_mode & 0o001:
+                raise ClassError(
+                    f"{folder} (mode {folder.stat().st_mode & 0o777:o}) keeps the class's users "
+                    f"out of {target}: put CLASS_DIR (and RNNCOURSE_CLASS_ENV, "
+                    "RNNCOURSE_CLASS_PROXY) where every user can reach it, e.g. "
+                    f"/srv/rnncourse-class, or chmod o+x {folder}")
+
+
 def digest(*paths):
     """sha256 over files (a folder: its .py, .toml and template files, sorted by path)."""
     h = hashlib.sha256()
@@ -368,6 +382,7 @@ def prepare(layout, students=3, port=None, prefix=DEFAULT_PREFIX, assignments=AS
         if not shutil.which(tool):
             raise ClassError(f"{tool} not found: the class's accounts are made with the "
                              "shadow utilities (apt-get install passwd)")
+    require_reachable(layout)
     os.umask(0o022)
     layout.dir.mkdir(parents=True, exist_ok=True)
     layout.dir.chmod(0o755)
