@@ -174,8 +174,11 @@ def grading_mode(unsafe=False):
     return mode
 
 
-def kernel_setup(scratch, limits, mode, read_only=()):
+def kernel_setup(scratch, limits, mode, read_only=(), template=None):
     """Folders, spec and kernel spec for sandboxed kernels started from `scratch`.
+
+    template: the socket of a kernel template (kernelfork.template_socket) to fork the
+    kernels from, in the same sandbox; None: each kernel starts through bubblewrap
 
     returns the environment that a Jupyter process (nbgrader, or the pre-flight check)
     needs to find the kernel spec and to put its connection files in scratch/run
@@ -189,7 +192,9 @@ def kernel_setup(scratch, limits, mode, read_only=()):
     for folder in (run, home, scratch / "jupyter-config"):
         folder.mkdir(mode=0o700)
     spec = {"mode": mode, "limits": dataclasses.asdict(limits), "home": str(home),
-            "run": str(run), "read_only": [*python_paths(), *map(str, read_only)]}
+            "run": str(run), "read_only": [*python_paths(), *map(str, read_only)],
+            "template": template if mode else None, "root": str(scratch / "sandbox-root")}
+    (scratch / "sandbox-root").mkdir(mode=0o700)
     (scratch / "sandbox.json").write_text(json.dumps(spec, indent=1))
     argv = [sys.executable, "-m", "rnngrading.isolation", "--spec",
             str(scratch / "sandbox.json"), "-f", "{connection_file}"]
@@ -247,6 +252,15 @@ def launch_kernel(spec_file, connection_file, extra=()):
         uid = SANDBOX_UID_BASE + os.getpid()
         for folder in (spec["run"], spec["home"]):
             _chown_tree(folder, uid)
+    if spec.get("template"):  # forked from this grading process's template (kernelfork.py)
+        from . import kernelfork
+
+        try:
+            sys.exit(kernelfork.launch(spec["template"], spec,
+                                       str(Path(connection_file).resolve()), os.getcwd(), extra))
+        except OSError as exc:
+            print(f"rnngrading: the kernel template cannot be reached ({exc}); starting the "
+                  "kernel through bubblewrap", file=sys.stderr, flush=True)
     argv, env = kernel_command(spec, str(Path(connection_file).resolve()), os.getcwd(), extra,
                                uid)
     die_with_parent()

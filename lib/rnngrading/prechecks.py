@@ -9,6 +9,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from . import kernelfork
 from .course import GradingSetupError, grading_env
 from .isolation import KERNEL_NAME, grading_mode, kernel_setup
 from .limits import limits_file, load_limits
@@ -161,7 +162,8 @@ def preflight(course, assignment, limits=None, unsafe=False, timeout=90):
     try:
         cwd = scratch / "cwd"
         cwd.mkdir()
-        env = kernel_setup(scratch, limits, mode)
+        env = kernel_setup(scratch, limits, mode,
+                           template=kernelfork.template_socket(limits, mode))
         log = scratch / "kernel.log"
         km = KernelManager(kernel_name=KERNEL_NAME, transport="ipc",
                            connection_file=str(scratch / "run" / "kernel-preflight.json"),

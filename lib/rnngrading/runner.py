@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import intake, judge, zygote
+from . import intake, judge, kernelfork, zygote
 from .course import LIMITS_FILE, gradebook, grading_env
 from .isolation import KERNEL_NAME, grading_mode, kernel_setup
 from .limits import limits_file, load_limits
@@ -160,7 +160,8 @@ def grade_one(notebook, assignment, student, course, limits=None, keep=False,
         sub_dir = scratch / "submitted" / student / assignment
         sub_dir.mkdir(parents=True)
         nbformat.write(nb, sub_dir / f"{assignment}.ipynb")
-        env = {**grading_env(), **kernel_setup(scratch, limits, mode)}
+        env = {**grading_env(), **kernel_setup(
+            scratch, limits, mode, template=kernelfork.template_socket(limits, mode))}
         the_plan = judge.plan(course, assignment, student, points)
         the_plan.write(scratch / "judge")
         with gradebook(scratch) as gb:
