@@ -5,6 +5,8 @@
     python -m benchmarks --quick    one run of each, a small grid: for development; prints
                                     the report instead of writing it (unless --out)
     python -m benchmarks --only bptt,copy   some items only (same rule as --quick)
+    python -m benchmarks --only class --class-size jacobian=12,eigenvalues=12,copy_task=3
+                                    the class item at a development size (also --quick's)
 
 Run from the repository root. Modules, one per item, each with its target (PASS or MISS in
 the report), and the helpers they share:
@@ -20,6 +22,13 @@ the report), and the helpers they share:
                 timed by pytest-benchmark on the cases in bptt_cases.py
     copy_task   training time until the LSTM beats the memoryless baseline on the copy
                 task, with the assignment's own code, delay, model size and budget
+    classscale  the item `class`: a class of 300 jacobian, 300 eigenvalues and 60 copy_task
+                submissions (every fixture case in fixed proportions, 2% hostile: endless
+                loops, memory bombs) graded by `rnncourse-grade grade` with 1 and 2 workers:
+                submissions a minute, time per submission (median, p95), when the last
+                score lands (jacobian on 2 workers >= 60 a minute, the honest part; the same
+                scores both ways; nothing graded without isolation). About two hours;
+                one batch per assignment and worker count whatever --runs says
     stats       medians, ratios run by run, number formats, the targets and PASS or MISS
     machine     what the numbers were measured on, the load, the scratch home, progress lines
     courses     scratch nbgrader courses with fixture submissions, and their scores

@@ -1,4 +1,5 @@
 """python -m benchmarks [--quick] [--only ITEMS] [--out FOLDER] [--runs N] [--render JSON]
+                       [--class-size jacobian=N,eigenvalues=N,copy_task=N]
 
 Run from the repository root; see benchmarks/__init__.py for the items and their targets.
 """
@@ -15,13 +16,13 @@ from pathlib import Path
 
 from rnngrading.course import REPO
 
-from . import autograde, bptt, copy_task, notebooks, parallel
+from . import autograde, bptt, classscale, copy_task, notebooks, parallel
 from .machine import ONE_THREAD, load_average, log, machine_info, point_home_at
 from .report import render
 from .stats import TARGETS
 
 OUT = REPO / "benchmarks"
-ITEMS = ("notebooks", "autograde", "parallel", "bptt", "copy")
+ITEMS = ("notebooks", "autograde", "parallel", "bptt", "copy", "class")
 
 
 def run_worker(kind, *args):
@@ -34,8 +35,24 @@ def run_worker(kind, *args):
     return json.loads(proc.stdout)
 
 
-def measure(chosen, runs, quick, scratch):
-    """The chosen items' results, with the load as each started."""
+def class_sizes(text, quick):
+    """{assignment: class size} from "jacobian=12,copy_task=0" (0 leaves one out); the
+    assignments not named keep the full size, or the small one with --quick."""
+    sizes = dict(classscale.QUICK_SIZES if quick else classscale.SIZES)
+    for part in filter(None, text.split(",")):
+        name, _, n = part.partition("=")
+        if name not in sizes or not n.isdigit():
+            raise ValueError(f"{part!r}: give ASSIGNMENT=N with ASSIGNMENT one of "
+                             f"{', '.join(sizes)}")
+        sizes[name] = int(n)
+    return sizes
+
+
+def measure(chosen, runs, quick, scratch, sizes=None):
+    """The chosen items' results, with the load as each started.
+
+    sizes: {assignment: class size} of the class item (default: the full class)
+    """
     results = {"quick": quick, "runs": runs, "load_start": load_average(),
                "load_sections": {}, "notes": []}
     log(f"benchmarks {', '.join(chosen)}, {runs} run(s) each; load average "
@@ -69,6 +86,9 @@ def measure(chosen, runs, quick, scratch):
         if "parallel" in chosen:
             results["load_sections"]["parallel"] = load_average()
             results["parallel"] = parallel.bench_parallel(runs, scratch)
+        if "class" in chosen:  # one batch per assignment and worker count, whatever --runs
+            results["load_sections"]["class"] = load_average()
+            results["class_scale"] = classscale.bench_class(scratch, sizes or classscale.SIZES)
     finally:
         results["load_end"] = load_average()
         results["duration_s"] = time.perf_counter() - started
@@ -84,6 +104,9 @@ def main(argv=None):
                         "(default: benchmarks/ for a full run; none, print only, otherwise)")
     parser.add_argument("--runs", type=int, default=None, help="runs of the expensive items "
                         "(default 3, or 1 with --quick)")
+    parser.add_argument("--class-size", default="", metavar="A=N,...", help="class sizes "
+                        "of the class item, e.g. jacobian=12,eigenvalues=12,copy_task=3 (0 "
+                        "leaves one out; default 300, 300, 60, or 12, 12, 3 with --quick)")
     parser.add_argument("--render", metavar="RESULTS_JSON", help="write RESULTS.md again from "
                         "a results.json (after a change to the report's wording), no timing")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -104,14 +127,19 @@ def main(argv=None):
     unknown = [s for s in chosen if s not in ITEMS]
     if unknown:
         parser.error(f"unknown item {unknown[0]!r}; choose from {', '.join(ITEMS)}")
+    try:
+        sizes = class_sizes(args.class_size, args.quick)
+    except ValueError as exc:
+        parser.error(f"--class-size {exc}")
     runs = args.runs or (1 if args.quick else 3)
-    partial = args.quick or args.only or args.runs is not None and args.runs < 3
+    partial = (args.quick or args.only or args.class_size
+               or args.runs is not None and args.runs < 3)
     out = Path(args.out) if args.out else (None if partial else OUT)
 
     scratch = tempfile.mkdtemp(prefix="rnncourse-bench-")
     point_home_at(scratch)
     try:
-        results = measure(chosen, runs, bool(args.quick), scratch)
+        results = measure(chosen, runs, bool(args.quick), scratch, sizes)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     text = render(results)

@@ -23,7 +23,7 @@ from .stats import (
 
 TEMPLATE = "RESULTS.md.j2"
 SECTIONS = ("notebooks", "autograde", "imports", "autograde_profile", "parallel", "bptt",
-            "bptt_timing", "bptt_profile", "copy")  # what a partial run may leave out
+            "bptt_timing", "bptt_profile", "copy", "class_scale")  # a partial run may leave out
 
 
 def _median(seconds):

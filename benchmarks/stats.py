@@ -9,6 +9,8 @@ TARGETS = {
     "parallel_speedup": 1.6,  # sequential / parallel, at least, on 2 cores
     "bptt_ratio": 3.0,  # NumPy / torch autograd at the key shape, at most
     "judged_vs_before": 1.15,  # sandboxed + judged, 20 jacobian on 2 workers / before the judge
+    "class_per_minute": 60.0,  # jacobian submissions a minute on 2 workers (honest), at least
+    "class_same_scores": True,  # the same scores with 1 worker and with 2, every assignment
 }
 # The sandboxed grader's wall for 20 jacobian submissions on 2 workers before the judge
 # (issue 18) took the scores out of the student's kernel: RESULTS.md of commit 63f5a12.
@@ -22,6 +24,18 @@ def summarize(values):
         return None
     return {"median": statistics.median(values), "min": min(values), "max": max(values),
             "n": len(values), "values": values}
+
+
+def percentile(values, q):
+    """The q-th percentile (0-100) of a list of numbers, interpolated linearly between the
+    two nearest ranks (NumPy's default); None if empty."""
+    values = sorted(float(v) for v in values)
+    if not values:
+        return None
+    rank = (len(values) - 1) * q / 100
+    low = int(rank)
+    high = min(low + 1, len(values) - 1)
+    return values[low] + (values[high] - values[low]) * (rank - low)
 
 
 def ratio_stats(numerators, denominators):
