@@ -24,7 +24,10 @@ pytestmark = [pytest.mark.grading, pytest.mark.sandbox,
                                  "mount namespaces) to sandbox student code")]
 # memory: the course default (4096 MB). At 3072 MB, torch cannot map its library in a user
 # namespace as an ordinary user (the pre-flight says so: "failed to map segment").
-LIMITS = load_limits(cell_timeout=30, notebook_wall=150, cpu_seconds=60, judge_timeout=15)
+# CPU: as much as the notebook's wall. endless_function spins in three cells (3 x 30 s) and
+# a judge's call (15 s): at 60 s its kernel died of the CPU limit whenever it had a core to
+# itself (0 points for every part), and lived only when the batch slowed it down.
+LIMITS = load_limits(cell_timeout=30, notebook_wall=150, cpu_seconds=150, judge_timeout=15)
 HONEST = {"jacobian": [("ada-honest", "reference"), ("ben-honest", "blank"),
                        ("dev-honest", "transposed")],
           "eigenvalues": [("ada-honest", "reference"), ("ben-honest", "blank")]}

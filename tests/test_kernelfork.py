@@ -287,3 +287,25 @@ def _cmdline(pid):
         return Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return b""
+
+
+@pytest.mark.parametrize("way", ["bwrap", "fork"])
+def test_an_interrupt_stops_the_cell_and_the_kernel_lives_on(tmp_path, limits, way):
+    """nbclient interrupts a cell past its time limit (an interrupt_request: ipykernel
+    signals its own process group); the next cell runs in the same kernel."""
+    mode = isolation.isolation()[0]
+    template = kernelfork.template_socket(limits, mode) if way == "fork" else None
+    km, client = start_kernel(tmp_path, limits, mode, template)
+    try:
+        client.execute("import time\nwhile True:\n    time.sleep(0.01)\n")
+        while client.get_iopub_msg(timeout=20)["msg_type"] != "execute_input":
+            pass  # the cell is running: interrupt it
+        time.sleep(0.5)
+        km.interrupt_kernel()
+        reply = client.get_shell_msg(timeout=20)
+        assert reply["content"]["ename"] == "KeyboardInterrupt"
+        text, state = run(client, "print(6 * 7)")
+        assert (text.strip(), state) == ("42", "ok") and km.is_alive()
+    finally:
+        client.stop_channels()
+        km.shutdown_kernel(now=True)

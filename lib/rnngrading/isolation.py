@@ -252,6 +252,7 @@ def launch_kernel(spec_file, connection_file, extra=()):
         uid = SANDBOX_UID_BASE + os.getpid()
         for folder in (spec["run"], spec["home"]):
             _chown_tree(folder, uid)
+    die_with_parent()  # nbgrader gone (its wall limit), this launcher and its kernel too
     if spec.get("template"):  # forked from this grading process's template (kernelfork.py)
         from . import kernelfork
 
@@ -263,7 +264,6 @@ def launch_kernel(spec_file, connection_file, extra=()):
                   "kernel through bubblewrap", file=sys.stderr, flush=True)
     argv, env = kernel_command(spec, str(Path(connection_file).resolve()), os.getcwd(), extra,
                                uid)
-    die_with_parent()
     os.execvpe(argv[0], argv, env)
 
 

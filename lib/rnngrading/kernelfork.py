@@ -264,9 +264,11 @@ def _run_kernel(req, uid):
     kernel = os.fork()
     if kernel == 0:
         _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        _become_kernel(req)
+        os.setsid()  # a session of its own (bubblewrap's --new-session): its interrupts
+        _become_kernel(req)  # (ipykernel signals its process group) never reach this init
     _prctl(PR_SET_DUMPABLE, 0)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+        signal.signal(number, signal.SIG_DFL)  # PID 1: no handler, so signals from inside
     while True:  # reap whatever the kernel leaves, until the kernel itself exits
         pid, status = os.wait()
         if pid == kernel:
