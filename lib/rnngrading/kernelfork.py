@@ -163,6 +163,8 @@ def _build_root(spec, cwd):
            f"mode=1777,size={tmp_bytes}")
     os.makedirs(new + "/proc")
     _mount("proc", new + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    if spec["mode"] == "userns":  # one more user namespace under ours: see below
+        Path(f"{new}/proc/sys/user/max_user_namespaces").write_text("1")
     for part in ("sys", "sysrq-trigger", "irq", "bus"):  # read-only, as bubblewrap has them
         if os.path.exists(f"{new}/proc/{part}"):
             _mount(f"{new}/proc/{part}", f"{new}/proc/{part}", flags=MS_BIND | MS_REC)
@@ -220,9 +222,8 @@ def _enter_user_namespace(uid, gid):
 
 
 def _disable_user_namespaces(uid, gid):
-    """No user namespace inside the sandbox (bubblewrap's --disable-userns): at most one
-    more may be made from ours, and we make it now, as bubblewrap does."""
-    Path("/proc/sys/user/max_user_namespaces").write_text("1")
+    """No user namespace inside the sandbox (bubblewrap's --disable-userns): _build_root
+    allowed one more under ours; make it now, as bubblewrap does, so none is left."""
     _check(_libc.unshare(CLONE_NEWUSER), "the nested user namespace")
     _enter_user_namespace(uid, gid)
 
