@@ -153,7 +153,9 @@ def bwrap_argv(mode, read_only, writable, chdir, tmp_bytes):
                 made.add(str(parent))
         argv += [how, path, path]
         made.add(path)
-    return argv + ["--chdir", chdir]
+    # the root read-only once built: as an ordinary user it is the user's own tmpfs, with no
+    # size limit, where the kernel could otherwise write without end
+    return argv + ["--remount-ro", "/", "--chdir", chdir]
 
 
 def _prlimit_args(limits):
