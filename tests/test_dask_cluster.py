@@ -5,11 +5,13 @@ The scheduler and the workers are separate processes, started from this environm
 SCHEDULER=`). The class is graded through `rnncourse-grade grade ... --scheduler ADDR`, the
 instructor's own command, and the gradebook must hold the scores each fixture case is
 worth (worked out from its mistakes in coursekit, not read off a run). Then a worker is
-killed with SIGKILL while it grades: its sandboxed children (the zygote, nbgrader, bwrap,
-the kernel) die with it, the batch completes, every submission is in the gradebook exactly
-once with its score, and the dead worker's scratch folder is removed and reported. When
+killed with SIGKILL while it grades: its sandboxed children (the zygote, nbgrader, the
+kernel template and the kernel forked from it, or bwrap and its kernel) die with it, the
+batch completes, every submission is in the gradebook exactly once with its score, and
+the dead worker's scratch folder is removed and reported. When
 Dask gives up on a submission (KilledWorker), that submission is "not graded", with the
-reason, and never gets a score.
+reason, and never gets a score. And each score is in the gradebook as it lands: a looping
+submission at its time limit holds up nobody else's.
 """
 
 import json
@@ -90,6 +92,14 @@ def cmdline(pid):
         return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return []
+
+
+def _comm(pid):
+    """A process's name (a forked kernel's is rg-kernel; its command line the template's)."""
+    try:
+        return Path(f"/proc/{pid}/comm").read_bytes().strip()
+    except OSError:
+        return b""
 
 
 def alive(pids):
@@ -253,9 +263,15 @@ def wait_for_a_kernel(pids, timeout=120):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for pid in pids:
-            for child in descendants(pid):
+            below = descendants(pid)
+            forked = any(_comm(p) == b"rg-kernel" for p in below)
+            for child in below:
                 argv = cmdline(child)
-                if b"ipykernel_launcher" in b" ".join(argv) and b"-f" in argv:
+                # bubblewrap's command line names ipykernel; a forked kernel (rg-kernel) has
+                # the template's, and its launcher's names rnngrading.isolation
+                line = b" ".join(argv)
+                if (b"ipykernel_launcher" in line or forked and b"rnngrading.isolation" in line
+                        ) and b"-f" in argv:
                     connection = Path(argv[argv.index(b"-f") + 1].decode())
                     try:  # SCRATCH/run/kernel.json; SCRATCH/submitted/STUDENT/...
                         (student,) = os.listdir(connection.parent.parent / "submitted")
@@ -272,7 +288,10 @@ def kill_a_grading_worker(cluster):
     pid, student = wait_for_a_kernel(set(cluster.worker_pids().values()))
     below = descendants(pid)
     names = b" ".join(b" ".join(cmdline(p)) for p in below)
-    assert b"rnngrading.zygote" in names and b"bwrap" in names and b"ipykernel" in names
+    kernels = b" ".join(_comm(p) for p in below)
+    assert b"rnngrading.zygote" in names and (
+        b"bwrap" in names and b"ipykernel" in names  # a kernel started through bubblewrap
+        or b"rnngrading.kernelfork" in names and b"rg-kernel" in kernels)  # or forked
     os.kill(pid, signal.SIGKILL)
     (scratch,) = cluster.grading_tmp.glob(f"{SCRATCH_PREFIX}*-{pid}")
     return pid, student, below, scratch
@@ -306,7 +325,7 @@ def test_a_worker_killed_mid_batch_leaves_every_submission_graded_exactly_once(
         s: (1, expected, True) for s, (_, _, expected) in KILLED_CLASS.items()}
     assert not scratch.exists()
     assert f"removed the scratch folder of a grading process that died: {scratch}" in err
-    assert left == [], f"the killed worker's zygote, nbgrader, bwrap or kernel still run: {left}"
+    assert left == [], f"the killed worker's zygote, nbgrader, template or kernel still run: {left}"
 
 
 def _give_up_at_once(dask_scheduler):
@@ -348,3 +367,31 @@ def test_a_submission_dask_gives_up_on_is_not_graded_and_says_why(cluster, cours
             assert any(given_up in c for c in comments), comments
         else:
             assert (score, measured) == (expected, True), lines[who]
+
+
+# students of their own: their rows cannot come from the earlier tests' batches
+STREAM_CLASS = {"sam": CLASS["ada"], "sol": CLASS["cy"], "sue": CLASS["dee"],
+                "slow": CLASS["looper"]}
+
+
+def test_each_score_is_in_the_gradebook_as_it_lands(cluster, course, tmp_path):
+    """`grade --json`: one line per submission as it lands; by then its score is recorded,
+    and the honest ones are not kept waiting for the looping one's cell timeout."""
+    folder = tmp_path / "handed-in"
+    hand_in_class(course, folder, STREAM_CLASS)
+    grading = subprocess.Popen(
+        [str(BIN / "rnncourse-grade"), "grade", "jacobian", str(folder), "--scheduler",
+         cluster.address, "--course", str(course), "--json"],
+        env=cluster.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    landed, recorded = {}, {}
+    for line in grading.stdout:
+        if line.startswith("{"):
+            said = json.loads(line)
+            landed[said["student"]] = said["landed"]
+            recorded[said["student"]] = gradebook_rows(course, [said["student"]])[
+                said["student"]][:2]  # read while the batch still runs
+    assert grading.wait(timeout=300) == 0, grading.stderr.read()
+    assert recorded == {s: (1, expected) for s, (_, _, expected) in STREAM_CLASS.items()}
+    assert max(landed, key=landed.get) == "slow"
+    honest = max(t for s, t in landed.items() if s != "slow")
+    assert landed["slow"] - honest > CELL_TIMEOUT / 2, landed

@@ -208,30 +208,50 @@ def _killed_reason(exc):
     return f"the grading task failed on Dask ({type(exc).__name__}: {str(exc)[:80]})"
 
 
-def _gather(client, futures, tasks):
-    """Each future's Result, in order; a task Dask gave up on, or lost, is not graded."""
-    from distributed import wait
+def _gather(client, futures, tasks, on_results=None):
+    """Each future's Result, in order; a task Dask gave up on, or lost, is not graded.
+    on_results(list of Results) is called as they land, in the order they land."""
+    from distributed import as_completed
 
-    try:
-        wait(futures)
-    except Exception:  # noqa: BLE001 - lost the scheduler: keep what finished
-        pass
-    results = []
-    for task, future in zip(tasks, futures, strict=True):
+    index = {future.key: i for i, future in enumerate(futures)}
+    results = [None] * len(futures)
+    batches = as_completed(futures).batches()
+    while True:
         try:
-            if future.status == "finished":
-                results.append(Result(**future.result()))
-                continue
-            why = (_killed_reason(future.exception()) if future.status == "error"
-                   else f"the Dask task was {future.status} (lost the scheduler?)")
-        except Exception as exc:  # noqa: BLE001 - its result went with its worker
-            why = _killed_reason(exc)
-        results.append(not_graded(task["student"], task["assignment"], why))
+            done = next(batches)
+        except StopIteration:
+            break
+        except Exception:  # noqa: BLE001 - lost the scheduler: keep what finished
+            break
+        landed = []
+        for future in done:
+            i = index[future.key]
+            results[i] = _result_of(future, tasks[i])
+            landed.append(results[i])
+        if on_results:  # outside the try: a gradebook that cannot be written stops us
+            on_results(landed)
+    late = [i for i, r in enumerate(results) if r is None]
+    for i in late:
+        results[i] = _result_of(futures[i], tasks[i])
+    if late and on_results:
+        on_results([results[i] for i in late])
     return results
 
 
+def _result_of(future, task):
+    """The Result of a future that ended; not graded, with the reason, if it has none."""
+    try:
+        if future.status == "finished":
+            return Result(**future.result())
+        why = (_killed_reason(future.exception()) if future.status == "error"
+               else f"the Dask task was {future.status} (lost the scheduler?)")
+    except Exception as exc:  # noqa: BLE001 - its result went with its worker
+        why = _killed_reason(exc)
+    return not_graded(task["student"], task["assignment"], why)
+
+
 def grade_batch(jobs, course, limits=None, workers=None, scheduler=None, save_dir=None,
-                fill_autograded=False, unsafe=False, check=True):
+                fill_autograded=False, unsafe=False, check=True, on_results=None):
     """Grade [(student, assignment, notebook path)] in parallel; returns Results in job order.
 
     workers: local Dask worker processes (default: one per core); 1 grades one after
@@ -247,7 +267,9 @@ def grade_batch(jobs, course, limits=None, workers=None, scheduler=None, save_di
     set-up is broken, and then nothing is graded. unsafe: grade without isolation where
     there is none (every status line then says NOT ISOLATED).
     A submission whose worker died is graded again by another; one that Dask gave up on
-    (KilledWorker) comes back not graded, with the reason.
+    (KilledWorker) comes back not graded, with the reason. on_results(list of Results) is
+    called in this process as they land (to record and report each score at once, so that
+    one submission at its time limit does not hold up the others').
     """
     course = Path(course).resolve()
     limits = limits or load_limits(limits_file(course))
@@ -261,7 +283,12 @@ def grade_batch(jobs, course, limits=None, workers=None, scheduler=None, save_di
                   autograded_root=str(course / "autograded") if fill_autograded else None)
              for s, a, nb in jobs]
     if not scheduler and (workers == 1 or len(jobs) <= 1):
-        return [Result(**grade_task(**task)) for task in tasks]
+        results = []
+        for task in tasks:
+            results.append(Result(**grade_task(**task)))
+            if on_results:
+                on_results(results[-1:])
+        return results
     from distributed import Client, LocalCluster
 
     if scheduler:
@@ -281,7 +308,7 @@ def grade_batch(jobs, course, limits=None, workers=None, scheduler=None, save_di
         futures = [client.submit(grade_task, **task, pure=False,
                                  key=f"grade-{task['student']}-{task['assignment']}-{batch}-{i}")
                    for i, task in enumerate(tasks)]
-        results = _gather(client, futures, tasks)
+        results = _gather(client, futures, tasks, on_results)
         _remove_dead_scratch(client)  # left by a worker that died in this batch
         return results
     finally:

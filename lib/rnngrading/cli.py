@@ -3,7 +3,8 @@
     rnncourse-grade grade-one ASSIGNMENT STUDENT NOTEBOOK [--json]   grade, print one line
     rnncourse-grade grade ASSIGNMENT FOLDER [--workers N | --scheduler ADDR] [--course ROOT]
         grade FOLDER/<student>/<ASSIGNMENT>.ipynb for every student, in parallel on Dask
-        distributed, and write the scores into ROOT/gradebook.db
+        distributed, and write each score into ROOT/gradebook.db as it lands [--json: and
+        print it then, one JSON line, instead of the sorted report at the end]
 
 A broken set-up stops everything with one line on stderr, "grading stopped, nothing
 recorded: ...", and exit status 2. A course error (no such course root) says so the same
@@ -55,6 +56,9 @@ def main(argv=None):
     p.add_argument("--scheduler", default=None, help="Dask scheduler address (a real cluster)")
     p.add_argument("--no-merge", action="store_true",
                    help="print only, gradebook and autograded/ untouched")
+    p.add_argument("--json", action="store_true",
+                   help="one JSON line per submission as it lands (its Result and 'landed', "
+                   "seconds since the start), instead of the sorted report")
     p.add_argument("--unsafe-no-isolation", dest="unsafe", action="store_true",
                    help="where no sandbox can be built, run student code without one "
                    "(every line then says NOT ISOLATED)")
@@ -85,16 +89,29 @@ def _command(args):
     found, refused = intake.collect(folder, args.assignment, limits.max_submission_mb * 2**20)
     jobs = [(student, args.assignment, notebook) for student, notebook in found]
     start = time.monotonic()
+
+    def landed(results):
+        """Record (and, with --json, print) the scores that came in, as they come in."""
+        if not results:
+            return
+        if not args.no_merge:
+            merge_results([r for r in results if intake.SAFE_ID.fullmatch(r.student)],
+                          args.course)
+        if args.json:
+            for r in results:
+                print(json.dumps({**dataclasses.asdict(r),
+                                  "landed": round(time.monotonic() - start, 3)}), flush=True)
+
     results = grade_batch(jobs, args.course, limits, args.workers, args.scheduler,
-                          fill_autograded=not args.no_merge, unsafe=args.unsafe)
-    results += [Result(who, args.assignment, why, {}, 0.0, 0.0, graded=False)
+                          fill_autograded=not args.no_merge, unsafe=args.unsafe,
+                          on_results=landed)
+    refusals = [Result(who, args.assignment, why, {}, 0.0, 0.0, graded=False)
                 for who, why in refused]
-    results.sort(key=lambda r: r.student)
-    for r in results:
-        print(r.line())
-    if not args.no_merge:
-        merge_results([r for r in results if intake.SAFE_ID.fullmatch(r.student)],
-                      args.course)
+    landed(refusals)
+    results += refusals
+    if not args.json:
+        for r in sorted(results, key=lambda r: r.student):
+            print(r.line())
     measured = sum(r.graded for r in results)
     print(f"{args.assignment}: {measured} graded, {len(results) - measured} not graded, "
           f"{len(results)} in all, in {time.monotonic() - start:.1f} s")

@@ -52,7 +52,8 @@ CLONE_NEWIPC, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = (0x08000000, 0x1000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
 MNT_DETACH = 2
-PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 1, 4, 24, 38
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_NAME = 1, 4, 15
+PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 24, 38
 PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
 SYSCALLS = {"x86_64": {"pivot_root": 155, "capset": 126},
             "aarch64": {"pivot_root": 41, "capset": 91}}
@@ -83,6 +84,11 @@ def _mount(source, target, fstype=None, flags=0, data=None):
 
 def _prctl(option, arg):
     _check(_libc.prctl(option, ctypes.c_ulong(arg), 0, 0, 0), f"prctl {option}")
+
+
+def _name(name):
+    """This process's name in ps and /proc/PID/comm (its command line stays the template's)."""
+    _libc.prctl(PR_SET_NAME, ctypes.c_char_p(name.encode()), 0, 0, 0)
 
 
 def _syscall(name, *args):
@@ -247,6 +253,7 @@ def _run_kernel(req, uid):
     """PID 1 of the new PID namespace: build the sandbox, then fork the kernel and reap."""
     spec, cwd, mode = req["spec"], req["cwd"], req["spec"]["mode"]
     _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    _name("rg-kernel-init")
     _build_root(spec, cwd)
     user, group = os.getuid(), os.getgid()
     if mode == "root":
@@ -265,6 +272,7 @@ def _run_kernel(req, uid):
     kernel = os.fork()
     if kernel == 0:
         _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        _name("rg-kernel")
         os.setsid()  # a session of its own (bubblewrap's --new-session): its interrupts
         _become_kernel(req)  # (ipykernel signals its process group) never reach this init
     _prctl(PR_SET_DUMPABLE, 0)
@@ -320,6 +328,7 @@ def _serve_one(conn, req, stdio):
     try:
         os.setsid()
         _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        _name("rg-kernel-watch")
         for i, fd in enumerate(stdio):
             os.dup2(fd, i)
         _keep_only([0, 1, 2, conn.fileno()])
