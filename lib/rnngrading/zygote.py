@@ -85,6 +85,17 @@ def _serve(req, parent):
         time.sleep(0.02)
 
 
+def _warm_validators():
+    """Compile nbformat's notebook validators (strict, and relaxed as nbconvert asks after
+    each preprocessor) once, here, so that every forked autograde inherits them: each
+    child compiled them again, about 60 ms of every submission."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1")])
+    nbformat.validate(nb)
+    nbformat.validate(nb, relax_add_props=True)
+
+
 def main():
     """`python -m rnngrading.zygote`: import nbgrader, then serve a JSON request per line."""
     parent = os.getppid()
@@ -97,6 +108,7 @@ def main():
 
     import rnngrading.outputs  # noqa: F401
 
+    _warm_validators()
     print("ready", flush=True)
     for line in sys.stdin:  # EOF: the process that started us is gone
         print(json.dumps(_serve(json.loads(line), parent)), flush=True)
