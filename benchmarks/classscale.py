@@ -242,7 +242,8 @@ def batch_numbers(per, mix, workers, wall, last_line):
     per: {student: {"seconds", "landed", ...}}; mix: {student: case}; last_line: when the
     command printed its last line, after merging the scores into the gradebook
     returns {"workers", "n", "wall", "per_minute", "seconds": {"median", "p95", "max",
-    "timed"}, "last_graded", "last_honest_graded", "gradebook_at", "hostile_seconds":
+    "timed"}, "last_graded", "last_honest_graded", "gradebook_at", "honest_in_gradebook"
+    (when the last honest score's line came: with --json, after its merge), "hostile_seconds":
     {kind: [seconds or None]}, "honest_wall", "honest_per_minute"}
     honest_wall: the honest submissions' own seconds shared among the workers, what a batch
     without the hostile ones would take if no worker waited (an estimate); honest_per_minute
@@ -263,7 +264,11 @@ def batch_numbers(per, mix, workers, wall, last_line):
         "last_graded": max(landed, default=None),
         "last_honest_graded": max((p["landed"] for p in honest if p["landed"] is not None),
                                   default=None),
-        "gradebook_at": last_line, "hostile_seconds": hostile, "honest_wall": honest_wall,
+        "gradebook_at": last_line,
+        # with --json the command prints a submission's line once its score is merged
+        "honest_in_gradebook": max((p["line_at"] for p in honest
+                                    if p.get("line_at") is not None), default=None),
+        "hostile_seconds": hostile, "honest_wall": honest_wall,
         "honest_per_minute": 60 * len(honest_seconds) / honest_wall if honest_wall else None,
     }
 

@@ -10,7 +10,7 @@ echo "== ruff on lib/, tests/ and benchmarks/"
 "$bin/ruff" check --no-cache lib tests benchmarks
 
 echo "== unit and grading tests, two at a time (pytest-xdist; a file's tests stay together)"
-"$bin/python" -m pytest tests -q -n 2 --dist loadfile
+"$bin/python" -m pytest tests -q -n 2 --dist loadfile --durations=20  # and the 20 slowest
 
 shopt -s nullglob
 notebooks=(course/*.ipynb)
