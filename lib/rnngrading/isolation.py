@@ -216,17 +216,24 @@ def _chown_tree(path, uid):
             os.chown(os.path.join(parent, name), uid, uid, follow_symlinks=False)
 
 
+def kernel_env(launcher_env, spec):
+    """A grading kernel's environment, from its launcher's: what KERNEL_ENV lets through,
+    the kernel's home for every settings folder, and the limit's number of threads."""
+    env = {k: v for k, v in launcher_env.items()
+           if k in KERNEL_ENV or k.startswith(KERNEL_ENV_PREFIXES)}
+    for var in ("HOME", "IPYTHONDIR", "MPLCONFIGDIR", "XDG_CACHE_HOME", "JUPYTER_RUNTIME_DIR"):
+        env[var] = spec["home"]
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[var] = str(spec["limits"]["kernel_threads"])
+    return env
+
+
 def kernel_command(spec, connection_file, cwd, extra=(), uid=None):
     """(argv, env) that start one sandboxed grading kernel; see launch_kernel."""
     limits = Limits(**spec["limits"])
     home = spec["home"]
-    env = {k: v for k, v in os.environ.items()
-           if k in KERNEL_ENV or k.startswith(KERNEL_ENV_PREFIXES)}
-    for var in ("HOME", "IPYTHONDIR", "MPLCONFIGDIR", "XDG_CACHE_HOME", "JUPYTER_RUNTIME_DIR"):
-        env[var] = home
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        env[var] = str(limits.kernel_threads)
+    env = kernel_env(os.environ, spec)
     kernel = [*_prlimit_args(limits), sys.executable, "-m", "ipykernel_launcher",
               "-f", connection_file, *extra]
     mode = spec["mode"]

@@ -43,6 +43,8 @@ import tempfile
 import threading
 from pathlib import Path
 
+from .zygote import run_and_exit
+
 PRELOAD = ("numpy", "torch", "ipykernel.kernelapp")  # what the assignments' notebooks import
 MAX_REQUEST = 1 << 20
 
@@ -103,11 +105,6 @@ def _syscall(name, *args):
 
 def _bind(source, target, read_only):
     """Bind `source` at `target` (made), read-only if asked, keeping the flags it must keep."""
-    flags = 0
-    keep = os.statvfs(source).f_flag
-    for st_flag, ms_flag in KEEP_FLAGS:
-        if keep & st_flag:
-            flags |= ms_flag
     if os.path.isdir(source):
         os.makedirs(target, mode=0o755, exist_ok=True)
     else:
@@ -116,12 +113,14 @@ def _bind(source, target, read_only):
     _mount(source, target, flags=MS_BIND | MS_REC)
     if read_only:
         for point in _mounts_under(target):  # each submount too, as bubblewrap does
-            sub_flags = flags
-            sub_keep = os.statvfs(point).f_flag
-            for st_flag, ms_flag in KEEP_FLAGS:
-                if sub_keep & st_flag:
-                    sub_flags |= ms_flag
-            _mount(None, point, flags=MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | sub_flags)
+            _mount(None, point, flags=MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID
+                   | _kept_flags(source) | _kept_flags(point))
+
+
+def _kept_flags(path):
+    """The mount flags of `path`'s mount that a bind of it must keep."""
+    keep = os.statvfs(path).f_flag
+    return sum(ms_flag for st_flag, ms_flag in KEEP_FLAGS if keep & st_flag)
 
 
 def _mounts_under(target):
@@ -234,21 +233,6 @@ def _disable_user_namespaces(uid, gid):
     _enter_user_namespace(uid, gid)
 
 
-def _kernel_env(req):
-    """The kernel's environment, as isolation.kernel_command makes it from the launcher's."""
-    from .isolation import KERNEL_ENV, KERNEL_ENV_PREFIXES
-
-    spec = req["spec"]
-    env = {k: v for k, v in req["env"].items()
-           if k in KERNEL_ENV or k.startswith(KERNEL_ENV_PREFIXES)}
-    for var in ("HOME", "IPYTHONDIR", "MPLCONFIGDIR", "XDG_CACHE_HOME", "JUPYTER_RUNTIME_DIR"):
-        env[var] = spec["home"]
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        env[var] = str(spec["limits"]["kernel_threads"])
-    return env
-
-
 def _run_kernel(req, uid):
     """PID 1 of the new PID namespace: build the sandbox, then fork the kernel and reap."""
     spec, cwd, mode = req["spec"], req["cwd"], req["spec"]["mode"]
@@ -286,29 +270,21 @@ def _run_kernel(req, uid):
 
 def _become_kernel(req):
     """The kernel, PID 2 of its namespace: ipykernel, as `python -m ipykernel_launcher`."""
-    code = 1
-    try:
-        env = _kernel_env(req)
+    def kernel():
+        from ipykernel import kernelapp
+
+        from .isolation import kernel_env
+
+        env = kernel_env(req["env"], req["spec"])
         os.environ.clear()
         os.environ.update(env)
         sys.dont_write_bytecode = True
         sys.argv = ["ipykernel_launcher", "-f", req["connection_file"], *req["extra"]]
         if "numpy" in sys.modules:  # its global generator: fresh entropy, as in a new process
             sys.modules["numpy"].random.seed()
-        from ipykernel import kernelapp
-
         kernelapp.launch_new_instance()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    except BaseException:  # noqa: BLE001 - the kernel must always reach os._exit
-        import traceback
 
-        traceback.print_exc()
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
+    run_and_exit(kernel)
 
 
 def _keep_only(fds):
@@ -399,13 +375,13 @@ def serve(path):
     """
     import importlib
 
+    from .isolation import SANDBOX_UID_BASE
+
     parent = os.getppid()
     if sys.path and sys.path[0] in ("", os.getcwd()):  # as ipykernel_launcher has it
         del sys.path[0]
     for name in PRELOAD:
         importlib.import_module(name)
-    if os.getuid() == 0:
-        from .isolation import SANDBOX_UID_BASE
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(path)
     server.listen(16)

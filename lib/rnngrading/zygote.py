@@ -28,10 +28,28 @@ _idle = []  # idle zygotes of this process
 _idle_lock = threading.Lock()
 
 
-def _child(req):
-    """In the forked child: nbgrader autograde, in a session of its own. Never returns."""
+def run_and_exit(main):
+    """The whole life of a forked child: main(), then os._exit with its status (0, or a
+    SystemExit's); a traceback on stderr and status 1 for anything else. Never returns."""
     code = 1
     try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:  # noqa: BLE001 - the child must always reach os._exit
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _child(req):
+    """In the forked child: nbgrader autograde, in a session of its own. Never returns."""
+    def autograde():
         os.setsid()
         fd = os.open(req["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.dup2(fd, 1)
@@ -44,19 +62,9 @@ def _child(req):
         sys.argv = list(req["argv"])
         from nbgrader.apps.nbgraderapp import NbGraderApp
 
-        try:
-            NbGraderApp.launch_instance(argv=req["argv"][1:])
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    except BaseException:  # noqa: BLE001 - the child must always reach os._exit
-        import traceback
+        NbGraderApp.launch_instance(argv=req["argv"][1:])
 
-        traceback.print_exc()
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
+    run_and_exit(autograde)
 
 
 def _serve(req, parent):
