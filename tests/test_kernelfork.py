@@ -256,7 +256,8 @@ def test_templates_can_be_turned_off(monkeypatch, limits):
 
 
 def test_no_template_process_outlives_its_grading_process(tmp_path):
-    """A grading process killed outright (no atexit) leaves no template behind."""
+    """A grading process killed outright (no atexit) leaves no template behind, nor its
+    socket's folder."""
     import subprocess
     import sys
 
@@ -274,6 +275,9 @@ def test_no_template_process_outlives_its_grading_process(tmp_path):
     while time.monotonic() < deadline and _templates_serving(path):
         time.sleep(0.1)
     assert not _templates_serving(path)
+    while time.monotonic() < deadline and os.path.exists(os.path.dirname(path)):
+        time.sleep(0.1)
+    assert not os.path.exists(os.path.dirname(path))
 
 
 def _templates_serving(path):

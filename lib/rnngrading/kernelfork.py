@@ -29,6 +29,7 @@ templates off: kernels then start through bubblewrap, as before.
 
 import array
 import atexit
+import contextlib
 import ctypes
 import json
 import os
@@ -416,6 +417,11 @@ def serve(path):
         conn.close()
         for fd in stdio:
             os.close(fd)
+    # the grading process is gone, perhaps killed outright (no atexit): tidy its folder
+    server.close()
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+        os.rmdir(os.path.dirname(path))  # only when empty: ours, made for the socket
     return 0
 
 
