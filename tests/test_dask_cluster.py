@@ -268,9 +268,9 @@ def wait_for_a_kernel(pids, timeout=120):
             for child in below:
                 argv = cmdline(child)
                 # bubblewrap's command line names ipykernel; a forked kernel (rg-kernel) has
-                # the template's, and its launcher's names rnngrading.isolation
+                # the template's, and its launcher's names rnngrading.launcher
                 line = b" ".join(argv)
-                if (b"ipykernel_launcher" in line or forked and b"rnngrading.isolation" in line
+                if (b"ipykernel_launcher" in line or forked and b"rnngrading.launcher" in line
                         ) and b"-f" in argv:
                     connection = Path(argv[argv.index(b"-f") + 1].decode())
                     try:  # SCRATCH/run/kernel.json; SCRATCH/submitted/STUDENT/...

@@ -17,7 +17,7 @@ import pytest
 from jupyter_client import KernelManager
 from jupyter_client.kernelspec import KernelSpecManager
 
-from rnngrading import isolation, kernelfork
+from rnngrading import isolation, kernelfork, launcher
 from rnngrading.course import grading_env
 from rnngrading.limits import load_limits
 
@@ -145,7 +145,7 @@ def comparable(facts, scratch):
     data = json.loads(text)
     if os.geteuid() == 0:  # a user id of its own per kernel: base + the launcher's pid
         for key in ("uid", "euid", "gid"):
-            assert data[key] >= isolation.SANDBOX_UID_BASE
+            assert data[key] >= launcher.SANDBOX_UID_BASE
             data[key] = "own"
     return data
 
@@ -176,7 +176,7 @@ def test_the_sandbox_itself(both, limits):
         assert seen["home"] == str(scratch / "kernel-home")
         assert seen["threads"] == str(limits.kernel_threads)
         if os.geteuid() == 0:
-            assert seen["uid"] == seen["euid"] == seen["gid"] >= isolation.SANDBOX_UID_BASE
+            assert seen["uid"] == seen["euid"] == seen["gid"] >= launcher.SANDBOX_UID_BASE
             assert seen["groups"] == []
 
 
@@ -233,8 +233,8 @@ def test_the_template_needs_the_sandbox_to_build(tmp_path, limits):
     saved = os.dup(2)
     os.dup2(write, 2)
     try:
-        code = kernelfork.launch(template, spec, str(tmp_path / "run" / "k.json"),
-                                 str(tmp_path / "no-such-folder"), [])
+        code = launcher.ask_template(template, spec, str(tmp_path / "run" / "k.json"),
+                                    str(tmp_path / "no-such-folder"), [])
     finally:
         os.dup2(saved, 2)
         os.close(write)

@@ -1,24 +1,24 @@
 """Isolation of a grading kernel: bubblewrap namespaces, a user id of its own, rlimits.
 
 nbgrader starts a grading kernel through the kernel spec that kernel_setup writes: the
-spec's argv is `python -m rnngrading.isolation --spec SPEC -f CONNECTION_FILE`, this
-module's launcher, which runs as the instructor (or root), outside any sandbox, and execs
-bubblewrap around ipykernel: new PID, network, IPC and UTS namespaces; a filesystem of the
-system's programs (/usr, /etc), the Python environment and the notebook's folder, all
-read-only, and a home, /tmp and /dev/shm of its own. As root the kernel runs under a user
-id of its own (SANDBOX_UID_BASE + the launcher's pid); as an ordinary user, in a user
-namespace of its own. Either way the process limit counts this kernel's processes only.
-rlimits are set inside by prlimit. The kernel talks to nbgrader over Unix sockets in the
-run folder (transport "ipc"): it has no network, not even nbgrader's loopback.
+spec's argv is `python -m rnngrading.launcher --spec SPEC -f CONNECTION_FILE`, which runs
+as the instructor (or root), outside any sandbox. It asks the grading process's kernel
+template for a forked kernel (kernelfork.py, which builds the same sandbox by hand) or
+execs bubblewrap around ipykernel (kernel_command): new PID, network, IPC and UTS
+namespaces; a filesystem of the system's programs (/usr, /etc), the Python environment and
+the notebook's folder, all read-only, and a home, /tmp and /dev/shm of its own. As root the
+kernel runs under a user id of its own (launcher.SANDBOX_UID_BASE + the launcher's pid); as
+an ordinary user, in a user namespace of its own. Either way the process limit counts this
+kernel's processes only. rlimits are set inside by prlimit. The kernel talks to nbgrader
+over Unix sockets in the run folder (transport "ipc"): it has no network, not even
+nbgrader's loopback.
 """
 
-import argparse
 import dataclasses
 import functools
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -27,19 +27,10 @@ from .course import GradingSetupError, grading_env
 from .limits import Limits
 
 KERNEL_NAME = "rnncourse-sandbox"
-PR_SET_PDEATHSIG = 1
-SANDBOX_UID_BASE = 1_500_000_000  # as root: kernel user id = base + launcher pid (unique)
 KERNEL_ENV = ("PATH", "LANG", "LANGUAGE", "TZ", "PYTHONPATH", "PYTHONHASHSEED")
 KERNEL_ENV_PREFIXES = ("LC_", "OPENBLAS_", "OMP_", "MKL_", "ATEN_", "ONEDNN_", "NPY_")
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
 MAX_SOCKET_PATH = 107  # sun_path of a Unix socket holds 108 bytes, the last a NUL
-
-
-def die_with_parent():
-    """Have the kernel send this process SIGKILL when its parent dies."""
-    import ctypes
-
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 def bwrap_path():
@@ -66,7 +57,7 @@ def isolation():
     """(mode, reason): how this machine isolates a grading kernel, probed once per process.
 
     mode "root":   running as root; privileged bubblewrap, the kernel under a user id of its
-                   own (SANDBOX_UID_BASE + the launcher's pid)
+                   own (launcher.SANDBOX_UID_BASE + the launcher's pid)
     mode "userns": an ordinary user; bubblewrap in an unprivileged user namespace
     mode None:     no isolation possible; reason says why, in one line, with the fix
     """
@@ -198,7 +189,7 @@ def kernel_setup(scratch, limits, mode, read_only=(), template=None):
             "template": template if mode else None, "root": str(scratch / "sandbox-root")}
     (scratch / "sandbox-root").mkdir(mode=0o700)
     (scratch / "sandbox.json").write_text(json.dumps(spec, indent=1))
-    argv = [sys.executable, "-m", "rnngrading.isolation", "--spec",
+    argv = [sys.executable, "-m", "rnngrading.launcher", "--spec",
             str(scratch / "sandbox.json"), "-f", "{connection_file}"]
     kernel = {"argv": argv, "display_name": "Python 3 (sandboxed grading)",
               "language": "python", "interrupt_mode": "message"}
@@ -207,13 +198,6 @@ def kernel_setup(scratch, limits, mode, read_only=(), template=None):
     (folder / "kernel.json").write_text(json.dumps(kernel, indent=1))
     return {"JUPYTER_PATH": str(scratch / "jupyter"), "JUPYTER_DATA_DIR": str(scratch / "jupyter"),
             "JUPYTER_RUNTIME_DIR": str(run), "JUPYTER_CONFIG_DIR": str(scratch / "jupyter-config")}
-
-
-def _chown_tree(path, uid):
-    os.chown(path, uid, uid)
-    for parent, dirs, files in os.walk(path):
-        for name in dirs + files:
-            os.chown(os.path.join(parent, name), uid, uid, follow_symlinks=False)
 
 
 def kernel_env(launcher_env, spec):
@@ -230,7 +214,8 @@ def kernel_env(launcher_env, spec):
 
 
 def kernel_command(spec, connection_file, cwd, extra=(), uid=None):
-    """(argv, env) that start one sandboxed grading kernel; see launch_kernel."""
+    """(argv, env) that start one sandboxed grading kernel through bubblewrap (the
+    launcher's way when no kernel template serves it; see launcher.py)."""
     limits = Limits(**spec["limits"])
     home = spec["home"]
     env = kernel_env(os.environ, spec)
@@ -245,47 +230,3 @@ def kernel_command(spec, connection_file, cwd, extra=(), uid=None):
     argv = bwrap_argv(mode, spec["read_only"] + [cwd], [spec["run"], home], cwd,
                       limits.max_file_mb * 1024 * 1024)
     return argv + kernel, env
-
-
-def launch_kernel(spec_file, connection_file, extra=()):
-    """Run as the kernel spec's argv: exec bubblewrap around ipykernel (never returns).
-
-    The kernel sees the system's programs, the Python environment and the notebook's
-    folder read-only, its own home, /tmp and /dev/shm, and the run folder where its
-    sockets go; no network, its own PIDs; rlimits set inside (prlimit), after the user
-    namespace exists, so that the process limit counts this kernel's processes only.
-    """
-    spec = json.loads(Path(spec_file).read_text())
-    uid = None
-    if spec["mode"] == "root":
-        uid = SANDBOX_UID_BASE + os.getpid()
-        for folder in (spec["run"], spec["home"]):
-            _chown_tree(folder, uid)
-    die_with_parent()  # nbgrader gone (its wall limit), this launcher and its kernel too
-    if spec.get("template"):  # forked from this grading process's template (kernelfork.py)
-        from . import kernelfork
-
-        try:
-            sys.exit(kernelfork.launch(spec["template"], spec,
-                                       str(Path(connection_file).resolve()), os.getcwd(), extra))
-        except OSError as exc:
-            print(f"rnngrading: the kernel template cannot be reached ({exc}); starting the "
-                  "kernel through bubblewrap", file=sys.stderr, flush=True)
-    argv, env = kernel_command(spec, str(Path(connection_file).resolve()), os.getcwd(), extra,
-                               uid)
-    os.execvpe(argv[0], argv, env)
-
-
-
-def main(argv=None):
-    """The kernel spec's argv: `--spec SPEC -f CONNECTION_FILE [ipykernel arguments]`."""
-    parser = argparse.ArgumentParser(prog="python -m rnngrading.isolation",
-                                     description="start one sandboxed grading kernel")
-    parser.add_argument("--spec", required=True)
-    parser.add_argument("-f", dest="connection_file", required=True)
-    args, extra = parser.parse_known_args(argv)  # the rest (a log level) goes to ipykernel
-    launch_kernel(args.spec, args.connection_file, extra=extra)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,6 +1,6 @@
 """Grading kernels forked from a template that has already imported ipykernel, NumPy and torch.
 
-A grading kernel started the plain way (isolation.launch_kernel: bubblewrap around a new
+A grading kernel started the plain way (isolation.kernel_command: bubblewrap around a new
 `python -m ipykernel_launcher`) pays, for every submission, Python's start, ipykernel's
 import, and torch's and NumPy's when the notebook imports them: about 2.3 s of CPU of a
 jacobian submission's 3.8 s, torch alone 1.8 s (benchmarks/RESULTS.md, the class section).
@@ -19,7 +19,7 @@ user), no new privileges, the same rlimits, and PID 1 a small init that reaps, a
 bubblewrap's. tests/test_kernelfork.py checks each of these from inside a forked kernel,
 and tests/test_adversarial.py grades the hostile submissions through it.
 
-The protocol: the kernel spec's launcher (isolation.launch_kernel) connects to the
+The protocol: the kernel spec's launcher (launcher.py) connects to the
 template's Unix socket (in a 0700 folder of the grading process's user; the template
 accepts only that user), sends one JSON request with its stdin, stdout and stderr, and
 waits; the reply is the kernel's exit status. If the launcher dies (nbclient kills it), the
@@ -46,7 +46,10 @@ from pathlib import Path
 
 from .zygote import run_and_exit
 
-PRELOAD = ("numpy", "torch", "ipykernel.kernelapp")  # what the assignments' notebooks import
+# What the assignments' notebooks import, and what ipykernel imports as a kernel starts (its
+# debugger brings debugpy's pydevd: about 0.15 s of CPU a kernel)
+PRELOAD = ("numpy", "torch", "ipykernel.kernelapp", "ipykernel.debugger")
+_SET_BY_IMPORTS = {}  # environment variables PRELOAD's imports set (pydevd sets one)
 MAX_REQUEST = 1 << 20
 
 CLONE_NEWNS, CLONE_NEWCGROUP, CLONE_NEWUTS = 0x00020000, 0x02000000, 0x04000000
@@ -279,6 +282,7 @@ def _become_kernel(req):
         env = kernel_env(req["env"], req["spec"])
         os.environ.clear()
         os.environ.update(env)
+        os.environ.update(_SET_BY_IMPORTS)  # as if imported here, as a new kernel would
         sys.dont_write_bytecode = True
         sys.argv = ["ipykernel_launcher", "-f", req["connection_file"], *req["extra"]]
         if "numpy" in sys.modules:  # its global generator: fresh entropy, as in a new process
@@ -376,13 +380,16 @@ def serve(path):
     """
     import importlib
 
-    from .isolation import SANDBOX_UID_BASE
+    from .launcher import SANDBOX_UID_BASE
 
     parent = os.getppid()
     if sys.path and sys.path[0] in ("", os.getcwd()):  # as ipykernel_launcher has it
         del sys.path[0]
+    os.environ["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"  # pydevd's notice, on our stderr
+    before = dict(os.environ)
     for name in PRELOAD:
         importlib.import_module(name)
+    _SET_BY_IMPORTS.update((k, v) for k, v in os.environ.items() if before.get(k) != v)
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(path)
     server.listen(16)
@@ -490,30 +497,6 @@ def close_all():
     with _lock:
         while _templates:
             _templates.popitem()[1].close()
-
-
-def launch(path, spec, connection_file, cwd, extra):
-    """The launcher's side: ask the template at `path` for a kernel and wait for it.
-
-    returns its exit status; OSError when the template cannot be reached
-    """
-    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    conn.connect(path)
-    req = {"spec": spec, "connection_file": connection_file, "cwd": cwd, "extra": list(extra),
-           "env": dict(os.environ)}
-    conn.sendmsg([json.dumps(req).encode() + b"\n"],
-                 [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [0, 1, 2]))])
-    reply = b""
-    while not reply.endswith(b"\n"):
-        part = conn.recv(4096)
-        if not part:
-            return 1  # the template went away: the kernel with it
-        reply += part
-    said = json.loads(reply)
-    if "error" in said:
-        print(f"rnngrading.kernelfork: {said['error']}", file=sys.stderr, flush=True)
-        return 1
-    return said["exit"]
 
 
 if __name__ == "__main__":
