@@ -5,7 +5,10 @@ Modules, by what they hold:
     limits       the grading limits (their one home: the course's grading_limits.toml)
     intake       what students hand in: a folder of student folders, checked before reading
     prechecks    checks of an untrusted notebook, and the pre-flight check of the set-up
-    isolation    bubblewrap around each grading kernel, and the kernel launcher
+    isolation    bubblewrap around each grading kernel, its kernel spec and environment
+    launcher     the kernel spec's launcher, run per kernel: a forked kernel or bubblewrap
+    kernelfork   kernel templates: grading kernels forked with ipykernel and torch imported,
+                 in the same sandbox as bubblewrap's
     zygote       a process that imported nbgrader once and forks one autograde per request
     runner       grading one submission in a scratch course: a Result, measured or not
     judge        the trusted judge: each assignment's checks (source/*/judge.py), its
