@@ -393,5 +393,7 @@ def test_each_score_is_in_the_gradebook_as_it_lands(cluster, course, tmp_path):
     assert grading.wait(timeout=300) == 0, grading.stderr.read()
     assert recorded == {s: (1, expected) for s, (_, _, expected) in STREAM_CLASS.items()}
     assert max(landed, key=landed.get) == "slow"
-    honest = max(t for s, t in landed.items() if s != "slow")
-    assert landed["slow"] - honest > CELL_TIMEOUT / 2, landed
+    # the first honest score was printed (and so recorded) well before the loop's was: not
+    # all at the end. (Under load the last honest one may come close to the loop's.)
+    first = min(t for s, t in landed.items() if s != "slow")
+    assert landed["slow"] - first > CELL_TIMEOUT / 2, landed
