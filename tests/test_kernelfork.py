@@ -68,6 +68,22 @@ facts = {
     "userns": ctypes.CDLL(None, use_errno=True).unshare(0x10000000) == 0,
     "random": float(np.random.random()),
 }
+import hashlib, io
+import matplotlib, matplotlib.pyplot as plt
+from matplotlib import font_manager
+plt.plot([0, 1], [1, 0])
+png = io.BytesIO()
+plt.gcf().savefig(png, format="png")
+facts["matplotlib"] = {
+    "backend": matplotlib.get_backend(), "env": [os.environ.get("MPLBACKEND"),
+                                                 os.environ.get("MPLCONFIGDIR")],
+    "configdir": matplotlib.get_configdir(), "cachedir": matplotlib.get_cachedir(),
+    "rc": hashlib.sha256(repr(sorted((k, repr(v)) for k, v in matplotlib.rcParams.items()
+                                     )).encode()).hexdigest(),
+    "fonts": sorted({f.name for f in font_manager.fontManager.ttflist}),
+    "styles": sorted(plt.style.available), "stylelib": plt.style.USER_LIBRARY_PATHS,
+    "renders": png.tell() > 1000,
+}
 print(json.dumps(facts))
 """
 
@@ -175,6 +191,9 @@ def test_the_sandbox_itself(both, limits):
         assert seen["cwd"] == str(scratch / "nb")
         assert seen["home"] == str(scratch / "kernel-home")
         assert seen["threads"] == str(limits.kernel_threads)
+        home = str(scratch / "kernel-home")  # matplotlib's folders: the kernel's own home
+        assert seen["matplotlib"]["configdir"] == seen["matplotlib"]["cachedir"] == home
+        assert seen["matplotlib"]["renders"] and "inline" in seen["matplotlib"]["backend"]
         if os.geteuid() == 0:
             assert seen["uid"] == seen["euid"] == seen["gid"] >= launcher.SANDBOX_UID_BASE
             assert seen["groups"] == []

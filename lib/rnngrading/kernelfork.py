@@ -46,9 +46,11 @@ from pathlib import Path
 
 from .zygote import run_and_exit
 
-# What the assignments' notebooks import, and what ipykernel imports as a kernel starts (its
-# debugger brings debugpy's pydevd: about 0.15 s of CPU a kernel)
-PRELOAD = ("numpy", "torch", "ipykernel.kernelapp", "ipykernel.debugger")
+# What the assignments' notebooks import (matplotlib's pyplot about 0.8 s of CPU a kernel,
+# with its font list), and what ipykernel imports as a kernel starts (its debugger brings
+# debugpy's pydevd: about 0.15 s)
+PRELOAD = ("numpy", "torch", "matplotlib.pyplot", "ipykernel.kernelapp", "ipykernel.debugger")
+INLINE_BACKEND = "module://matplotlib_inline.backend_inline"  # what ipykernel sets
 _SET_BY_IMPORTS = {}  # environment variables PRELOAD's imports set (pydevd sets one)
 MAX_REQUEST = 1 << 20
 
@@ -283,6 +285,7 @@ def _become_kernel(req):
         os.environ.clear()
         os.environ.update(env)
         os.environ.update(_SET_BY_IMPORTS)  # as if imported here, as a new kernel would
+        _matplotlib_folders_from_env()
         sys.dont_write_bytecode = True
         sys.argv = ["ipykernel_launcher", "-f", req["connection_file"], *req["extra"]]
         if "numpy" in sys.modules:  # its global generator: fresh entropy, as in a new process
@@ -386,6 +389,13 @@ def serve(path):
     if sys.path and sys.path[0] in ("", os.getcwd()):  # as ipykernel_launcher has it
         del sys.path[0]
     os.environ["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"  # pydevd's notice, on our stderr
+    # matplotlib as a new kernel finds it, with an empty home: not the instructor's
+    # matplotlibrc, font cache or backend. (pyplot picks its backend at the first plot.)
+    mpl_dir = os.path.join(os.path.dirname(path), "mpl")
+    os.mkdir(mpl_dir, 0o700)
+    os.environ["MPLCONFIGDIR"] = mpl_dir
+    os.environ["MPLBACKEND"] = INLINE_BACKEND
+    os.environ.pop("MATPLOTLIBRC", None)
     before = dict(os.environ)
     for name in PRELOAD:
         importlib.import_module(name)
@@ -426,10 +436,24 @@ def serve(path):
             os.close(fd)
     # the grading process is gone, perhaps killed outright (no atexit): tidy its folder
     server.close()
+    shutil.rmtree(mpl_dir, ignore_errors=True)
     with contextlib.suppress(OSError):
         os.unlink(path)
         os.rmdir(os.path.dirname(path))  # only when empty: ours, made for the socket
     return 0
+
+
+def _matplotlib_folders_from_env():
+    """matplotlib keeps the config and cache folders it found first (the template's): have
+    it look again, from this kernel's environment (its home), as in a new kernel."""
+    mpl = sys.modules.get("matplotlib")
+    if mpl is None:
+        return
+    for name, fmt in (("get_configdir", "CONFIGDIR=%s"), ("get_cachedir", "CACHEDIR=%s")):
+        setattr(mpl, name, mpl._logged_cached(fmt)(getattr(mpl, name).__wrapped__))
+    style = sys.modules.get("matplotlib.style")
+    if style is not None:
+        style.USER_LIBRARY_PATHS[:] = [os.path.join(mpl.get_configdir(), "stylelib")]
 
 
 def _peer(conn):
