@@ -118,9 +118,10 @@ def _bind(source, target, read_only):
         Path(target).touch(mode=0o644)
     _mount(source, target, flags=MS_BIND | MS_REC)
     if read_only:
+        kept = _kept_flags(source)
         for point in _mounts_under(target):  # each submount too, as bubblewrap does
-            _mount(None, point, flags=MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID
-                   | _kept_flags(source) | _kept_flags(point))
+            _mount(None, point, flags=MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | kept
+                   | _kept_flags(point))
 
 
 def _kept_flags(path):
