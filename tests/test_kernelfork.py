@@ -299,6 +299,10 @@ def test_no_template_process_outlives_its_grading_process(tmp_path):
     assert not os.path.exists(os.path.dirname(path))
 
 
+def _answers(msg, msg_id, msg_type):
+    return msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == msg_type
+
+
 def _templates_serving(path):
     return [pid for pid in os.listdir("/proc") if pid.isdigit() and path.encode() in
             _cmdline(pid)]
@@ -316,18 +320,23 @@ def test_an_interrupt_stops_the_cell_and_the_kernel_lives_on(tmp_path, limits, w
     """nbclient interrupts a cell past its time limit (an interrupt_request: ipykernel
     signals its own process group); the next cell runs in the same kernel. The loop is
     sent as nbgrader sends a cell (allow_errors: stop_on_error=False); with the default,
-    ipykernel aborts any request that arrives before its abort window closes, a race."""
+    ipykernel aborts any request that arrives before its abort window closes, a race.
+    Replies are matched to their request, as nbclient matches them: wait_for_ready asks
+    for kernel_info again every second while a kernel starts, so a slow start leaves
+    replies behind on the shell channel. The test leaves one there on purpose."""
     mode = isolation.isolation()[0]
     template = kernelfork.template_socket(limits, mode) if way == "fork" else None
     km, client = start_kernel(tmp_path, limits, mode, template)
     try:
-        client.execute("import time\nwhile True:\n    time.sleep(0.01)\n",
-                       stop_on_error=False)
-        while client.get_iopub_msg(timeout=20)["msg_type"] != "execute_input":
-            pass  # the cell is running: interrupt it
-        time.sleep(0.5)
+        client.kernel_info()  # a reply nobody reads, as after a slow start
+        msg_id = client.execute("import time\nprint('looping', flush=True)\nwhile True:\n"
+                                "    time.sleep(0.01)\n", stop_on_error=False)
+        while not (_answers(client.get_iopub_msg(timeout=20), msg_id, "stream")):
+            pass  # the cell's own code is running: interrupt it
         km.interrupt_kernel()
         reply = client.get_shell_msg(timeout=20)
+        while not _answers(reply, msg_id, "execute_reply"):
+            reply = client.get_shell_msg(timeout=20)
         assert reply["content"]["ename"] == "KeyboardInterrupt"
         text, state = run(client, "print(6 * 7)")
         assert (text.strip(), state) == ("42", "ok") and km.is_alive()
