@@ -251,11 +251,23 @@ def test_a_class_graded_on_a_scheduler_and_two_workers_gets_its_expected_scores(
     rows = gradebook_rows(course, CLASS)
     assert {s: row[:3] for s, row in rows.items()} == {
         s: (1, expected, True) for s, (_, _, expected) in CLASS.items()}
-    # both workers graded: each made its scratch folder, and nothing is left inside it
+    # each worker made its scratch folder (its pre-flight first), and nothing is left in it
     scratch = {int(p.name.rsplit("-", 1)[1]): p
                for p in cluster.grading_tmp.glob(f"{SCRATCH_PREFIX}*")}
     assert set(scratch) == pids
     assert all(list(p.iterdir()) == [] for p in scratch.values())
+
+
+def test_the_pre_flight_runs_on_every_worker_and_a_failure_names_the_worker(
+        cluster, course, tmp_path):
+    """The check is each worker's first task, so a failure there says which worker."""
+    from rnngrading.batch import grade_batch
+    from rnngrading.course import GradingSetupError
+
+    handed_in = hand_in(tmp_path, "ada", notebook(course, "reference", ""))
+    with pytest.raises(GradingSetupError, match=r"^on Dask worker tcp://127\.0\.0\.1:\d+, no "
+                       r"source notebook \S+/source/nosuch/nosuch\.ipynb"):
+        grade_batch([("ada", "nosuch", handed_in)], course, scheduler=cluster.address)
 
 
 def wait_for_a_kernel(pids, timeout=120):

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from coursekit import checksum, hand_in, notebook
 
-from rnngrading import cli, instructor, isolation, zygote
+from rnngrading import batch, cli, instructor, isolation, kernelfork, zygote
 from rnngrading.course import GradingSetupError
 from rnngrading.limits import load_limits
 from rnngrading.runner import grade_one
@@ -110,10 +110,13 @@ def test_make_grade_fills_autograded_so_feedback_can_be_made(course, tmp_path):
     assert not (course / "feedback" / "ben").exists()
 
 
-@pytest.mark.parametrize("broken", ["no bubblewrap", "a private library folder"])
+@pytest.mark.parametrize("broken, workers", [("no bubblewrap", "1"),
+                                             ("a private library folder", "1"),
+                                             ("no bubblewrap", "2")])
 def test_a_broken_set_up_stops_the_batch_before_any_score_is_written(course, tmp_path,
                                                                      monkeypatch, capsys,
-                                                                     broken):
+                                                                     broken, workers):
+    """With 2 workers the check runs on the workers (their first task), not here."""
     folder = tmp_path / "handed-in"
     submission(course, folder / "ada")
     if broken == "no bubblewrap":
@@ -129,7 +132,7 @@ def test_a_broken_set_up_stops_the_batch_before_any_score_is_written(course, tmp
     isolation.isolation.cache_clear()
     before = checksum(course / "gradebook.db")
     try:
-        code = cli.main(["grade", "jacobian", str(folder), "--workers", "1",
+        code = cli.main(["grade", "jacobian", str(folder), "--workers", workers,
                          "--course", str(course)])
     finally:
         isolation.isolation.cache_clear()
@@ -138,6 +141,21 @@ def test_a_broken_set_up_stops_the_batch_before_any_score_is_written(course, tmp
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and cause in err and "nothing recorded" in err
     assert checksum(course / "gradebook.db") == before
+
+
+def test_on_two_workers_the_check_and_the_kernels_start_there_not_here(course, tmp_path):
+    """The pre-flight runs on each worker as its first task: this process starts no
+    kernel template and no zygote, and the batch's scores are as graded one by one."""
+    folder = tmp_path / "handed-in"
+    jobs = [(who, "jacobian", submission(course, folder / who)) for who in ("ada", "ben")]
+    kernelfork.close_all()
+    zygote.close_all()
+    results = batch.grade_batch(jobs, course, workers=2)
+    assert not kernelfork._templates and zygote.idle_count() == 0
+    alone = grade_one(jobs[0][2], "jacobian", "ada", course, load_limits())
+    assert alone.graded and alone.total > 0
+    assert [(r.student, r.graded, r.scores) for r in results] == [
+        ("ada", True, alone.scores), ("ben", True, alone.scores)]
 
 
 def test_a_grading_folder_too_deep_for_the_kernels_sockets_is_one_clear_line(tmp_path):

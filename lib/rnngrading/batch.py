@@ -23,6 +23,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
+from . import zygote
 from .course import GradingSetupError
 from .limits import Limits, limits_file, load_limits
 from .prechecks import preflight
@@ -30,6 +31,7 @@ from .runner import Result, grade_one
 
 SCRATCH_PREFIX = "rg-"  # RNNCOURSE_GRADING_TMP/rg-<host>-<pid>: one worker process's scratch
 WORKER_WAIT = 30  # seconds to wait for a scheduler to answer and for a worker to join it
+PREFLIGHT_WAIT = 120  # seconds, beyond the pre-flight's own timeouts, for the workers' checks
 
 
 def grade_task(notebook, assignment, student, course, limits, save_dir=None,
@@ -44,6 +46,55 @@ def grade_task(notebook, assignment, student, course, limits, save_dir=None,
     except Exception as exc:  # noqa: BLE001 - one broken grading must not stop the batch
         result = not_graded(student, assignment, f"grader failed ({str(exc)[:80]})")
     return dataclasses.asdict(result)
+
+
+def preflight_task(course, assignments, limits, unsafe=False):
+    """One Dask task per worker before the batch: the pre-flight check of each assignment,
+    as this worker's submissions will start their kernels. It starts the worker process's
+    kernel template and a zygote, which its gradings then use. None, or the check's line."""
+    try:
+        worker_scratch()
+        for assignment in assignments:
+            preflight(course, assignment, Limits(**limits), unsafe)
+        zygote.warm()
+    except GradingSetupError as exc:
+        return str(exc)
+    return None
+
+
+def _preflight_on_workers(client, course, assignments, limits, unsafe, batch, remote):
+    """Run preflight_task once on every worker; GradingSetupError, one line, if one fails.
+    remote: name the worker in the line (a cluster's workers are separate machines)."""
+    from distributed import wait
+
+    workers = sorted(client.scheduler_info()["workers"])
+    futures = [client.submit(preflight_task, str(course), assignments,
+                             dataclasses.asdict(limits), unsafe, workers=[address],
+                             allow_other_workers=False, pure=False,
+                             key=f"preflight-{batch}-{i}")
+               for i, address in enumerate(workers)]
+    seconds = PREFLIGHT_WAIT + 90 * len(assignments)
+    try:
+        pending = ()
+        wait(futures, timeout=seconds)
+    except TimeoutError:
+        pending = [f for f in futures if not f.done()]
+    if pending:
+        client.cancel(list(pending))
+        raise GradingSetupError(
+            f"the pre-flight check did not finish on {len(pending)} Dask worker(s) in "
+            f"{seconds} s (a worker died or is stuck): check the workers and grade again; "
+            "nothing was graded")
+    for address, future in zip(workers, futures, strict=True):
+        try:
+            said = future.result()
+        except Exception as exc:  # noqa: BLE001 - its worker died, or could not run it
+            raise GradingSetupError(
+                f"the pre-flight check failed on Dask worker {address} ({type(exc).__name__}:"
+                f" {str(exc)[:100]}): check the worker and grade again; nothing was graded"
+            ) from None
+        if said:
+            raise GradingSetupError(f"on Dask worker {address}, {said}" if remote else said)
 
 
 def not_graded(student, assignment, why):
@@ -264,8 +315,10 @@ def grade_batch(jobs, course, limits=None, workers=None, scheduler=None, save_di
     COURSE/autograded/STUDENT/ASSIGNMENT/, where nbgrader's generate_feedback reads it.
     Before anything is graded, the pre-flight check (check=True) starts one trivial
     kernel per assignment as the submissions' kernels start: GradingSetupError if the
-    set-up is broken, and then nothing is graded. unsafe: grade without isolation where
-    there is none (every status line then says NOT ISOLATED).
+    set-up is broken, and then nothing is graded. On Dask it runs on every worker, as
+    that worker's first task (preflight_task), so the kernel template and the zygote it
+    starts there are the ones its gradings use, and this process starts neither.
+    unsafe: grade without isolation where there is none (every status line then says NOT ISOLATED).
     A submission whose worker died is graded again by another; one that Dask gave up on
     (KilledWorker) comes back not graded, with the reason. on_results(list of Results) is
     called in this process as they land (to record and report each score at once, so that
@@ -273,9 +326,7 @@ def grade_batch(jobs, course, limits=None, workers=None, scheduler=None, save_di
     """
     course = Path(course).resolve()
     limits = limits or load_limits(limits_file(course))
-    if check:
-        for assignment in sorted({a for _, a, _ in jobs}):
-            preflight(course, assignment, limits, unsafe)
+    assignments = sorted({a for _, a, _ in jobs})
     scheduler = scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS")
     tasks = [dict(notebook=str(Path(nb).resolve()), assignment=a, student=s, course=str(course),
                   limits=dataclasses.asdict(limits), unsafe=unsafe,
@@ -283,6 +334,9 @@ def grade_batch(jobs, course, limits=None, workers=None, scheduler=None, save_di
                   autograded_root=str(course / "autograded") if fill_autograded else None)
              for s, a, nb in jobs]
     if not scheduler and (workers == 1 or len(jobs) <= 1):
+        if check:
+            for assignment in assignments:
+                preflight(course, assignment, limits, unsafe)
         results = []
         for task in tasks:
             results.append(Result(**grade_task(**task)))
@@ -305,6 +359,9 @@ def grade_batch(jobs, course, limits=None, workers=None, scheduler=None, save_di
             _check_workers(client, course, unsafe)
         _remove_dead_scratch(client)  # left by a batch before this one
         batch = uuid.uuid4().hex[:8]  # keys unique on a scheduler that other batches share
+        if check:
+            _preflight_on_workers(client, course, assignments, limits, unsafe, batch,
+                                  remote=bool(scheduler))
         futures = [client.submit(grade_task, **task, pure=False,
                                  key=f"grade-{task['student']}-{task['assignment']}-{batch}-{i}")
                    for i, task in enumerate(tasks)]

@@ -220,6 +220,16 @@ def run(req):
     return reply
 
 
+def warm():
+    """Start an idle zygote in this process now, unless it has one, so that the first
+    submission it grades does not wait for nbgrader's imports."""
+    if idle_count():
+        return
+    zygote = _Zygote()
+    with _idle_lock:
+        _idle.append(zygote)
+
+
 @atexit.register
 def close_all():
     with _idle_lock:
